@@ -1,0 +1,132 @@
+"""Rasa lookup tables and synonyms generated from the catalog vocabulary.
+
+The output (``bot/data/generated/lookups.yml``, Rasa 3.x YAML, version "3.1") holds lookup
+tables ``brand``, ``colour``, ``material``, ``product_type`` and ``refinement``, and synonym
+blocks mapping refinement phrases, colour/material aliases and loose brand spellings to
+their canonical values. The text is deterministic, so the model fingerprint only changes
+when the catalog vocabulary (or the phrase lists here) change.
+
+Rasa ``re.escape``-s every lookup entry and wraps each in ``\\b``, and it builds one
+alternation per table in the order written, so entries are written longest first (a
+longer phrase must win over its own prefix: "running shoes" before "running"). Entries
+that start or end with a non-word character are trimmed so the ``\\b`` can match.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from tailor.nlu.refine import REFINEMENTS, lookup_phrases
+from tailor.nlu.vocab import Vocabulary
+
+__all__ = ["LOOKUP_STOPWORDS", "render_lookups", "write_lookups"]
+
+#: Words never put into a lookup table: as a brand or a type they would match everywhere.
+_STOPWORD_TEXT = """
+a an and any are as at be best but by can do for from get go good have i in is it me more
+my new no not of off on one or our out so some than that the this to top up us we what with
+you your yes ok okay show like want need just other else down light dark fit sale
+"""
+LOOKUP_STOPWORDS: frozenset[str] = frozenset(_STOPWORD_TEXT.split())
+
+HEADER = (
+    "# Generated from the catalog by tailor.nlu.lookups (`tailor lookups`); do not edit.\n"
+    "# Lookup entries are ordered longest first: Rasa matches them as one alternation.\n"
+)
+
+
+def _boundary_safe(value: str) -> str | None:
+    """Trim characters that would stop ``\\b`` from matching; drop unusable entries."""
+    value = re.sub(r"\s+", " ", value).strip()
+    value = re.sub(r"^\W+|\W+$", "", value)
+    if len(value) < 2 or value.lower() in LOOKUP_STOPWORDS:
+        return None
+    return value
+
+
+def _ordered(values: Iterable[str]) -> list[str]:
+    unique: dict[str, str] = {}
+    for v in values:
+        safe = _boundary_safe(v)
+        if safe is not None:
+            unique.setdefault(safe.lower(), safe)
+    return sorted(unique.values(), key=lambda s: (-len(s), s.lower(), s))
+
+
+def _examples(values: Iterable[str]) -> str:
+    return "".join(f"    - {v}\n" for v in values)
+
+
+def _synonyms(vocab: Vocabulary) -> dict[str, list[str]]:
+    """canonical value → phrases that mean it (phrase keys unique, case-insensitively)."""
+    owner: dict[str, str] = {}
+
+    def add(phrase: str, canonical: str) -> None:
+        safe = _boundary_safe(phrase)
+        if safe is None or safe.lower() == canonical.lower():
+            return
+        owner.setdefault(safe.lower(), canonical)  # first meaning wins; later ones skipped
+
+    for canonical, phrases in REFINEMENTS.items():
+        for phrase in phrases:
+            add(phrase, canonical)
+    for phrase, colour in vocab.colour_phrases().items():
+        add(phrase, colour)
+    for phrase, material in vocab.material_phrases().items():
+        add(phrase, material)
+    for phrase in vocab.brand_phrases():
+        brand = vocab.brand(phrase)
+        if brand is not None:
+            add(phrase, brand)
+    grouped: dict[str, list[str]] = {}
+    for phrase, canonical in owner.items():
+        grouped.setdefault(canonical, []).append(phrase)
+    return {c: sorted(grouped[c]) for c in sorted(grouped, key=lambda c: (c.lower(), c))}
+
+
+def render_lookups(vocab: Vocabulary) -> str:
+    """The lookup-table YAML for ``vocab`` as text (deterministic)."""
+    tables: Mapping[str, list[str]] = {
+        "brand": _ordered(vocab.brand_phrases()),
+        "colour": _ordered(vocab.colour_phrases()),
+        "material": _ordered(vocab.material_phrases()),
+        "product_type": _ordered(vocab.product_type_phrases()),
+        "refinement": _ordered(p for phrases in lookup_phrases().values() for p in phrases),
+    }
+    parts = [HEADER, 'version: "3.1"\n', "nlu:\n"]
+    for name, values in tables.items():
+        if not values:
+            continue  # Rasa warns about lookup tables without examples
+        parts.append(f"- lookup: {json.dumps(name)}\n  examples: |\n{_examples(values)}")
+    for canonical, phrases in _synonyms(vocab).items():
+        parts.append(
+            f"- synonym: {json.dumps(canonical, ensure_ascii=False)}\n"
+            f"  examples: |\n{_examples(phrases)}"
+        )
+    return "".join(parts)
+
+
+def write_lookups(vocab: Vocabulary, path: Path) -> Path:
+    """Write the lookup tables for ``vocab`` to ``path`` (folders created); returns ``path``.
+
+    The file is replaced atomically and left untouched when its content would not change.
+    """
+    path = Path(path)
+    text = render_lookups(vocab)
+    if path.exists() and path.read_text(encoding="utf-8") == text:
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".lookups-", suffix=".yml", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
