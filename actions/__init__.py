@@ -1,0 +1,1 @@
+"""Rasa SDK custom actions for Tailor (thin: logic lives in ``tailor``)."""

@@ -1,0 +1,206 @@
+"""Custom actions with ``Tracker.from_dict`` + ``CollectingDispatcher`` on the real service.
+
+The catalog is a real (small) demo catalog in SQLite, embedded with the real MiniLM and
+indexed with FAISS; only Rasa itself is absent here (see tests/e2e for that).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.actions import (
+    ActionCompare,
+    ActionProductDetails,
+    ActionRecommend,
+    ActionReset,
+    ActionShowMore,
+)
+from tailor.nlu.vocab import Vocabulary
+from tailor.recommend.criteria import CRITERIA_SLOTS
+from tailor.recommend.service import Recommender
+from tailor.retrieval import ProductSearch
+from tailor.store import Product, make_session_factory
+from tailor.store.catalog import get_products
+
+pytestmark = pytest.mark.slow
+
+SLOTS = (*CRITERIA_SLOTS, "shown", "seen")
+
+
+@pytest.fixture(scope="module")
+def recommender(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> Recommender:
+    from tailor.demo import load_demo
+
+    home: Path = tmp_path_factory.mktemp("actions")
+    factory = make_session_factory(f"sqlite:///{home / 'tailor.db'}")
+    load_demo(factory, 800, 10, 42, progress=False)
+    search = ProductSearch.open(home / "index", factory, embedder, backend="flat")
+    with factory() as session:
+        vocab = Vocabulary.from_session(session)
+    return Recommender(search, factory, vocab, k=4)
+
+
+def tracker(
+    text: str,
+    intent: str,
+    entities: list[dict[str, Any]] | None = None,
+    slots: dict[str, Any] | None = None,
+    channel: str = "rest",
+) -> Tracker:
+    """A tracker as the Rasa server would send it, after one user message."""
+    values = {name: None for name in SLOTS}
+    values.update(slots or {})
+    latest = {
+        "text": text,
+        "intent": {"name": intent, "confidence": 0.99},
+        "entities": entities or [],
+    }
+    return Tracker.from_dict(
+        {
+            "sender_id": "test-user",
+            "slots": values,
+            "latest_message": latest,
+            "events": [
+                {"event": "user", "text": text, "parse_data": latest, "input_channel": channel},
+            ],
+            "paused": False,
+            "followup_action": None,
+            "active_loop": {},
+            "latest_action_name": "action_listen",
+        }
+    )
+
+
+def span(text: str, entity: str, part: str, value: str | None = None) -> dict[str, Any]:
+    start = text.index(part)
+    return {"entity": entity, "value": value or part, "start": start, "end": start + len(part)}
+
+
+async def run(action: Any, t: Tracker) -> tuple[CollectingDispatcher, dict[str, Any]]:
+    dispatcher = CollectingDispatcher()
+    events = await action.run(dispatcher, t, {})
+    slots = {e["name"]: e["value"] for e in events if e.get("event") == "slot"}
+    return dispatcher, slots
+
+
+def cards(dispatcher: CollectingDispatcher) -> list[dict[str, Any]]:
+    out = []
+    for m in dispatcher.messages:
+        custom = m.get("custom") or {}
+        if custom.get("type") == "product_cards":
+            out.extend(custom["products"])
+    return out
+
+
+def stored(rec: Recommender, ids: list[int]) -> list[Product]:
+    with rec.session_factory() as session:
+        return get_products(session, ids)
+
+
+async def test_recommend_then_refine_then_details_compare_reset(recommender: Recommender) -> None:
+    text = "I need running shoes under $80"
+    t = tracker(
+        text,
+        "ask_recommendation",
+        [span(text, "product_type", "running shoes"), span(text, "price", "under $80")],
+    )
+    d, slots = await run(ActionRecommend(recommender), t)
+    shown = cards(d)
+    assert 3 <= len(shown) <= 5
+    products = stored(recommender, [c["id"] for c in shown])
+    assert all(
+        p.category == "Shoes > Running Shoes" and p.price <= 80 and p.stock > 0 for p in products
+    )
+    assert slots["category"] == "Shoes > Running Shoes" and slots["price_max"] == 80
+    assert [s["id"] for s in slots["shown"]] == [c["id"] for c in shown]
+    assert all(c["reason"] for c in shown)
+    assert any(m.get("buttons") for m in d.messages)
+
+    d2, slots2 = await run(
+        ActionRecommend(recommender),
+        tracker("cheaper please", "refine", [{"entity": "refinement", "value": "cheaper"}], slots),
+    )
+    cheaper = stored(recommender, [c["id"] for c in cards(d2)])
+    assert cheaper and max(p.price for p in cheaper) < min(p.price for p in products)
+
+    d3, _ = await run(
+        ActionProductDetails(recommender),
+        tracker("tell me more about the second one", "ask_product_details", [], slots2),
+    )
+    body = "\n".join(m.get("text") or "" for m in d3.messages)
+    assert cheaper[1].title in body
+
+    d4, _ = await run(
+        ActionCompare(recommender), tracker("compare the first two", "compare", [], slots2)
+    )
+    body = "\n".join(m.get("text") or "" for m in d4.messages)
+    assert cheaper[0].title in body and cheaper[1].title in body and "cheapest" in body
+
+    _, reset = await run(ActionReset(recommender), tracker("start over", "reset", [], slots2))
+    assert all(v is None for v in reset.values()) and set(reset) == set(SLOTS)
+
+
+async def test_show_more_has_no_repeats(recommender: Recommender) -> None:
+    text = "show me backpacks"
+    d, slots = await run(
+        ActionRecommend(recommender),
+        tracker(text, "ask_recommendation", [span(text, "product_type", "backpacks")]),
+    )
+    seen = {c["id"] for c in cards(d)}
+    assert seen
+    for _ in range(3):
+        d, new = await run(ActionShowMore(recommender), tracker("yes", "affirm", [], slots))
+        ids = {c["id"] for c in cards(d)}
+        assert ids and not ids & seen
+        seen |= ids
+        slots = {**slots, **new}
+
+
+async def test_text_only_channel_gets_readable_list(recommender: Recommender) -> None:
+    text = "I need running shoes under $80"
+    t = tracker(
+        text,
+        "ask_recommendation",
+        [span(text, "product_type", "running shoes")],
+        channel="telegram",
+    )
+    d, _ = await run(ActionRecommend(recommender), t)
+    assert not cards(d)
+    body = d.messages[0]["text"]
+    assert "1. " in body and "2. " in body and "$" in body
+
+
+async def test_impossible_request_says_so_and_offers_relaxations(recommender: Recommender) -> None:
+    text = "running shoes under $1"
+    t = tracker(
+        text,
+        "ask_recommendation",
+        [span(text, "product_type", "running shoes"), span(text, "price", "under $1")],
+    )
+    d, slots = await run(ActionRecommend(recommender), t)
+    assert not cards(d)
+    body = d.messages[0]["text"]
+    assert "couldn't find" in body and "higher budget" in body
+    assert "shown" not in slots
+
+
+async def test_generic_request_asks_what_to_find(recommender: Recommender) -> None:
+    d, slots = await run(
+        ActionRecommend(recommender), tracker("can you recommend something?", "ask_recommendation")
+    )
+    assert d.messages[0].get("response") == "utter_ask_what"
+    assert not slots
+
+
+async def test_details_out_of_range(recommender: Recommender) -> None:
+    shown = [{"id": 1, "price": 10.0}, {"id": 2, "price": 12.0}]
+    d, _ = await run(
+        ActionProductDetails(recommender),
+        tracker("the 5th one", "ask_product_details", [], {"shown": shown}),
+    )
+    assert "only showed 2" in d.messages[0]["text"]
