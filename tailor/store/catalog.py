@@ -1,0 +1,330 @@
+"""Catalog data functions: upsert, read, fingerprint and delete products. The caller owns the
+session (``with session_scope(factory) as s: upsert_products(s, records)``).
+
+Products arrive as :class:`ProductRecord` (plain data, no session) and are matched by ``sku``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from tailor.store.models import Event, Product, Review, utcnow
+
+__all__ = [
+    "DISTINCT_COLUMNS",
+    "ProductRecord",
+    "ReviewRecord",
+    "UpsertCounts",
+    "catalog_fingerprint",
+    "count_products",
+    "delete_products",
+    "distinct_values",
+    "get_product",
+    "get_products",
+    "product_hashes",
+    "upsert_products",
+]
+
+#: Columns :func:`distinct_values` accepts.
+DISTINCT_COLUMNS: tuple[str, ...] = ("brand", "category", "colour", "currency", "material")
+
+#: Rows per ``IN (...)`` clause; well under every backend's bound-parameter limit.
+_CHUNK = 500
+
+
+@dataclass
+class ReviewRecord:
+    """One review as plain data."""
+
+    rating: int
+    text: str = ""
+    author: str | None = None
+    created_at: datetime | None = None
+
+
+@dataclass
+class ProductRecord:
+    """A product as plain data, ready for :func:`upsert_products` (matched by ``sku``)."""
+
+    sku: str
+    title: str
+    category: str
+    price: float
+    description: str = ""
+    brand: str | None = None
+    currency: str = "USD"
+    colour: str | None = None
+    material: str | None = None
+    sizes: list[str] = field(default_factory=list)
+    rating: float | None = None
+    review_count: int = 0
+    stock: int = 0
+    tags: list[str] = field(default_factory=list)
+    image_url: str | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+    source: str = "manual"
+    reviews: list[ReviewRecord] = field(default_factory=list)
+
+
+#: The Product columns a record sets (everything but ``sku`` and ``reviews``).
+_RECORD_FIELDS: tuple[str, ...] = tuple(
+    f.name for f in fields(ProductRecord) if f.name not in ("sku", "reviews")
+)
+
+
+@dataclass
+class UpsertCounts:
+    """What :func:`upsert_products` did.
+
+    ``updated`` counts existing products whose stored fields or reviews changed, ``unchanged``
+    existing products left as they were; ``reviews`` counts review rows written.
+    ``ids`` maps each sku to its product id.
+    """
+
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    reviews: int = 0
+    ids: dict[str, int] = field(default_factory=dict, repr=False)
+
+    @property
+    def total(self) -> int:
+        """Products seen (inserted + updated + unchanged)."""
+        return self.inserted + self.updated + self.unchanged
+
+    def add(self, other: UpsertCounts) -> None:
+        """Accumulate another batch's counts into this one."""
+        self.inserted += other.inserted
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.reviews += other.reviews
+        self.ids.update(other.ids)
+
+
+def _as_record(record: ProductRecord | Mapping[str, Any]) -> ProductRecord:
+    if isinstance(record, ProductRecord):
+        return record
+    if isinstance(record, Mapping):
+        data = dict(record)
+        valid = {f.name for f in fields(ProductRecord)}
+        unknown = sorted(set(data) - valid)
+        if unknown:
+            raise ValueError(
+                f"Unknown product field(s) {unknown}; valid fields are {sorted(valid)}"
+            )
+        reviews = [
+            r if isinstance(r, ReviewRecord) else ReviewRecord(**r)
+            for r in data.pop("reviews", None) or []
+        ]
+        return ProductRecord(**data, reviews=reviews)
+    raise TypeError(f"Expected a ProductRecord or a mapping, got {type(record).__name__}")
+
+
+def _naive_utc(value: datetime | None) -> datetime | None:
+    """Datetimes compare equal whether or not the backend kept the timezone (SQLite drops it)."""
+    if value is None or value.tzinfo is None:
+        return value
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+def _review_key(rating: int, text: str, author: str | None, created: datetime | None) -> tuple:
+    return (int(rating), text or "", author, _naive_utc(created))
+
+
+def _values(record: ProductRecord) -> dict[str, Any]:
+    values = {name: getattr(record, name) for name in _RECORD_FIELDS}
+    values["sizes"] = list(values["sizes"] or [])
+    values["tags"] = list(values["tags"] or [])
+    values["attributes"] = dict(values["attributes"] or {})
+    values["price"] = round(float(values["price"]), 2)
+    return values
+
+
+def upsert_products(
+    session: Session,
+    records: Iterable[ProductRecord | Mapping[str, Any]],
+    replace_reviews: bool = True,
+) -> UpsertCounts:
+    """Insert new products and update existing ones (matched by ``sku``); refresh hashes.
+
+    With ``replace_reviews`` (the default) each product's reviews become exactly the record's
+    reviews (rewritten only when they differ); with ``False`` stored reviews are kept and the
+    record's reviews are ignored. Later duplicates of a sku in ``records`` win. Flushes, so
+    the returned ``ids`` are real; committing is the caller's job.
+    """
+    batch: dict[str, ProductRecord] = {}
+    for raw in records:
+        rec = _as_record(raw)
+        batch[rec.sku] = rec
+    counts = UpsertCounts()
+    if not batch:
+        return counts
+
+    skus = list(batch)
+    existing: dict[str, Product] = {}
+    for start in range(0, len(skus), _CHUNK):
+        chunk = skus[start : start + _CHUNK]
+        for product in session.scalars(select(Product).where(Product.sku.in_(chunk))):
+            existing[product.sku] = product
+
+    old_reviews: dict[int, list[tuple]] = {}
+    if replace_reviews and existing:
+        ids = [p.id for p in existing.values()]
+        for start in range(0, len(ids), _CHUNK):
+            stored = session.execute(
+                select(
+                    Review.product_id, Review.rating, Review.text, Review.author, Review.created_at
+                )
+                .where(Review.product_id.in_(ids[start : start + _CHUNK]))
+                .order_by(Review.product_id, Review.id)
+            )
+            for pid, rating, text, author, created in stored:
+                old_reviews.setdefault(pid, []).append(_review_key(rating, text, author, created))
+
+    new_products: list[Product] = []
+    changed_reviews: list[Product] = []
+    for sku, rec in batch.items():
+        values = _values(rec)
+        found = existing.get(sku)
+        if found is None:
+            fresh = Product(sku=sku, **values)
+            fresh.refresh_hash()
+            new_products.append(fresh)
+            continue
+        product = found
+        changed = False
+        for name, value in values.items():
+            if getattr(product, name) != value:
+                setattr(product, name, value)
+                changed = True
+        before = product.content_hash
+        product.refresh_hash()
+        if changed and product.content_hash == before:
+            product.updated_at = utcnow()
+        if replace_reviews:
+            wanted = [_review_key(r.rating, r.text, r.author, r.created_at) for r in rec.reviews]
+            if wanted != old_reviews.get(product.id, []):
+                changed_reviews.append(product)
+                changed = True
+        if changed:
+            counts.updated += 1
+        else:
+            counts.unchanged += 1
+
+    session.add_all(new_products)
+    session.flush()
+    counts.inserted = len(new_products)
+
+    if changed_reviews:
+        ids = [p.id for p in changed_reviews]
+        for start in range(0, len(ids), _CHUNK):
+            session.execute(
+                delete(Review).where(Review.product_id.in_(ids[start : start + _CHUNK])),
+                execution_options={"synchronize_session": False},
+            )
+        for product in changed_reviews:
+            session.expire(product, ["reviews"])
+
+    rows: list[dict[str, Any]] = []
+    if replace_reviews:
+        for product in [*new_products, *changed_reviews]:
+            for r in batch[product.sku].reviews:
+                rows.append(
+                    {
+                        "product_id": product.id,
+                        "rating": int(r.rating),
+                        "text": r.text or "",
+                        "author": r.author,
+                        "created_at": r.created_at or utcnow(),
+                    }
+                )
+    if rows:
+        session.execute(insert(Review), rows)
+    counts.reviews = len(rows)
+    counts.ids = {p.sku: p.id for p in (*existing.values(), *new_products)}
+    return counts
+
+
+def get_products(session: Session, ids: Sequence[int]) -> list[Product]:
+    """The products with these ids, in the order given; missing ids are skipped."""
+    wanted = list(dict.fromkeys(int(i) for i in ids))
+    found: dict[int, Product] = {}
+    for start in range(0, len(wanted), _CHUNK):
+        chunk = wanted[start : start + _CHUNK]
+        for product in session.scalars(select(Product).where(Product.id.in_(chunk))):
+            found[product.id] = product
+    return [found[int(i)] for i in ids if int(i) in found]
+
+
+def get_product(session: Session, product_id: int) -> Product | None:
+    """One product by id, or ``None``."""
+    return session.get(Product, int(product_id))
+
+
+def count_products(session: Session) -> int:
+    """How many products the catalog holds."""
+    return int(session.scalar(select(func.count()).select_from(Product)) or 0)
+
+
+def product_hashes(session: Session) -> dict[int, str]:
+    """``{product id: content hash}``; rows with an empty stored hash get one computed."""
+    rows = session.execute(select(Product.id, Product.content_hash)).all()
+    out = {int(pid): h for pid, h in rows if h}
+    missing = [int(pid) for pid, h in rows if not h]
+    for start in range(0, len(missing), _CHUNK):
+        chunk = missing[start : start + _CHUNK]
+        for product in session.scalars(select(Product).where(Product.id.in_(chunk))):
+            out[product.id] = product.compute_hash()
+    return out
+
+
+def catalog_fingerprint(session: Session) -> str:
+    """SHA-1 over the sorted ``(id, content_hash)`` pairs; the same formula as the search index
+    manifest. An empty catalog gives SHA-1 of nothing (``da39a3ee…``)."""
+    hashes = product_hashes(session)
+    digest = hashlib.sha1()
+    for pid in sorted(hashes):
+        digest.update(f"{pid}:{hashes[pid]}\n".encode())
+    return digest.hexdigest()
+
+
+def distinct_values(session: Session, column_name: str) -> list[str]:
+    """Sorted distinct non-empty values of one product column (see :data:`DISTINCT_COLUMNS`)."""
+    if column_name not in DISTINCT_COLUMNS:
+        raise ValueError(
+            f"Cannot list distinct values of {column_name!r}; valid columns are "
+            f"{', '.join(DISTINCT_COLUMNS)}"
+        )
+    column = getattr(Product, column_name)
+    rows = session.scalars(select(column).where(column.is_not(None)).distinct())
+    return sorted({str(v) for v in rows if str(v).strip()})
+
+
+def delete_products(session: Session, ids: Iterable[int]) -> int:
+    """Delete products (and their reviews; events keep their row with no product); returns how
+    many products were deleted."""
+    wanted = sorted({int(i) for i in ids})
+    deleted = 0
+    for start in range(0, len(wanted), _CHUNK):
+        chunk = wanted[start : start + _CHUNK]
+        session.execute(
+            delete(Review).where(Review.product_id.in_(chunk)),
+            execution_options={"synchronize_session": False},
+        )
+        session.execute(
+            update(Event).where(Event.product_id.in_(chunk)).values(product_id=None),
+            execution_options={"synchronize_session": False},
+        )
+        result = session.execute(
+            delete(Product).where(Product.id.in_(chunk)),
+            execution_options={"synchronize_session": "fetch"},
+        )
+        deleted += int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return deleted
