@@ -91,8 +91,18 @@ def _synonyms(vocab: Vocabulary) -> dict[str, list[str]]:
 
 def render_lookups(vocab: Vocabulary) -> str:
     """The lookup-table YAML for ``vocab`` as text (deterministic)."""
+    # A brand spelled like a colour, material or product type ("Blue", "Wool") would make
+    # "any in blue?" name a brand too; such words stay attributes, never brands.
+    attribute_words = {
+        p.lower()
+        for p in (
+            *vocab.colour_phrases(),
+            *vocab.material_phrases(),
+            *vocab.product_type_phrases(),
+        )
+    }
     tables: Mapping[str, list[str]] = {
-        "brand": _ordered(vocab.brand_phrases()),
+        "brand": _ordered(b for b in vocab.brand_phrases() if b.lower() not in attribute_words),
         "colour": _ordered(vocab.colour_phrases()),
         "material": _ordered(vocab.material_phrases()),
         "product_type": _ordered(vocab.product_type_phrases()),

@@ -246,6 +246,29 @@ def _without(items: Sequence[str], value: str) -> tuple[str, ...]:
     return tuple(i for i in items if i.lower() != value.lower())
 
 
+#: When extractors tag one span twice ("blue" as colour and as a brand), the first wins.
+SPAN_PRIORITY: tuple[str, ...] = ("price", "colour", "material", "size", "product_type", "brand")
+
+
+def resolve_overlaps(entities: Sequence[Entity]) -> list[Entity]:
+    """Keep one entity per overlapping span, by :data:`SPAN_PRIORITY`; order is preserved."""
+    rank = {name: i for i, name in enumerate(SPAN_PRIORITY)}
+    kept: list[Entity] = []
+    for ent in sorted(entities, key=lambda e: rank.get(e.entity, len(rank))):
+        if ent.start is not None and ent.end is not None and any(
+            k.start is not None
+            and k.end is not None
+            and k.start < ent.end
+            and ent.start < k.end
+            and k.entity != ent.entity
+            for k in kept
+        ):
+            continue
+        kept.append(ent)
+    order = {id(e): i for i, e in enumerate(entities)}
+    return sorted(kept, key=lambda e: order[id(e)])
+
+
 def apply_turn(
     current: Criteria,
     intent: str,
@@ -264,6 +287,7 @@ def apply_turn(
     """
     notes: list[str] = []
     unknown: list[str] = []
+    entities = resolve_overlaps(entities)
     refinement = next(
         (e.value for e in entities if e.entity == "refinement" and e.value), None
     ) or detect_refinement(text)

@@ -252,3 +252,21 @@ def test_random_turn_sequences_never_contradict_themselves() -> None:
                     assert crit.price_max is None or p.price <= crit.price_max
                     assert crit.colour is None or p.colour == crit.colour
                     assert p.stock > 0
+
+
+def test_a_colour_word_tagged_as_brand_too_stays_a_colour() -> None:
+    text = "any in blue?"
+    vocab = Vocabulary(brands=["Blue", "Nike"], colours=["blue"], categories=["Clothing > Jackets"])
+    both = [ent(text, "brand", "blue"), ent(text, "colour", "blue")]
+    turn = apply_turn(Criteria(category="Clothing > Jackets"), "refine", text, both, vocab)
+    assert turn.criteria.colour == "blue" and turn.criteria.brands == ()
+
+
+def test_brand_lookup_never_lists_a_colour_word() -> None:
+    import yaml
+
+    from tailor.nlu.lookups import render_lookups
+
+    vocab = Vocabulary(brands=["Blue", "Nike"], colours=["blue"], categories=["Clothing > Jackets"])
+    tables = {t["lookup"]: t["examples"] for t in yaml.safe_load(render_lookups(vocab))["nlu"] if "lookup" in t}
+    assert "Nike" in tables["brand"] and "Blue" not in tables["brand"]
