@@ -1,0 +1,427 @@
+"""The ``tailor`` command: install, check, build the catalog and index, train, run, chat.
+
+Every subcommand has ``--help``. Heavy imports happen inside the subcommands, so
+``tailor --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+import webbrowser
+from collections.abc import Sequence
+from pathlib import Path
+
+from tailor.config import Settings
+
+RASA_PIN = "rasa==3.6.21"
+
+
+def echo(msg: str) -> None:
+    """Progress and status lines go to stderr, results to stdout."""
+    print(msg, file=sys.stderr, flush=True)
+
+
+class CliError(Exception):
+    """A user-facing error: printed without a traceback, exit code 2."""
+
+
+# -- helpers ---------------------------------------------------------------------------
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {
+        "home": getattr(args, "home", None),
+        "database_url": getattr(args, "database_url", None),
+        "rasa_port": getattr(args, "rasa_port", None),
+        "action_port": getattr(args, "action_port", None),
+        "web_port": getattr(args, "web_port", None),
+        "demo_products": getattr(args, "products", None),
+    }
+    return Settings.load(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def find_python310() -> str:
+    """A Python 3.10 interpreter for Rasa: pyenv's, else one on PATH; a clear error otherwise."""
+    candidates: list[str] = []
+    pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    candidates += sorted(str(p) for p in pyenv_root.glob("versions/3.10*/bin/python3.10"))
+    on_path = shutil.which("python3.10")
+    if on_path:
+        candidates.append(on_path)
+    for cand in candidates:
+        try:
+            out = subprocess.run([cand, "--version"], capture_output=True, text=True, timeout=20)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if out.returncode == 0 and "3.10" in (out.stdout + out.stderr):
+            return cand
+    raise CliError(
+        "No Python 3.10 interpreter found; Rasa 3.6 needs Python <= 3.10.\n"
+        "Install one with pyenv:  pyenv install 3.10   (then run this command again)."
+    )
+
+
+def _stream(cmd: Sequence[str], label: str, env: dict[str, str] | None = None) -> None:
+    """Run a command, showing a one-line progress counter of its output lines."""
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        list(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
+    assert proc.stdout is not None  # guaranteed by stdout=PIPE
+    tail: list[str] = []
+    count = 0
+    for line in proc.stdout:
+        if "is ignored: it is neither a file nor a directory" in line:
+            continue
+        tail = [*tail[-30:], line.rstrip()]
+        if line.startswith(("Collecting", "Downloading", "Installing", "Successfully", "Building")):
+            count += 1
+            sys.stderr.write(f"\r  {label}: {count} steps, {time.monotonic() - started:4.0f} s  ")
+            sys.stderr.flush()
+    code = proc.wait()
+    sys.stderr.write("\n")
+    if code != 0:
+        raise CliError(f"{label} failed (exit {code}):\n" + "\n".join(tail[-20:]))
+
+
+def install_rasa_venv(settings: Settings) -> bool:
+    """Create the Rasa venv on Python 3.10 if it is missing or incomplete; True if installed now."""
+    venv = Path(settings.rasa_venv)
+    stamp = venv / ".tailor-installed"
+    if stamp.exists() and stamp.read_text().strip() == RASA_PIN:
+        return False
+    python = find_python310()
+    echo(f"Creating the Rasa environment in {venv} with {python} (takes a few minutes once)…")
+    if venv.exists() and not (venv / "bin" / "python").exists():
+        shutil.rmtree(venv)
+    if not (venv / "bin" / "python").exists():
+        subprocess.run([python, "-m", "venv", str(venv)], check=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check"]
+    _stream([*pip, "pip<25", "setuptools<70", "wheel"], "pip")
+    _stream([*pip, RASA_PIN, "psycopg2-binary<2.10"], "rasa")
+    stamp.write_text(RASA_PIN + "\n")
+    return True
+
+
+# -- subcommands -----------------------------------------------------------------------
+def cmd_install(args: argparse.Namespace) -> int:
+    """Create what is missing: the Rasa venv (the 3.11 venv is made by scripts/bootstrap.sh)."""
+    settings = _settings(args)
+    done = install_rasa_venv(settings)
+    echo("Rasa environment ready." if done else "Rasa environment already installed.")
+    return cmd_check(args)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Report what is installed and built."""
+    from tailor.runtime.rasa import model_path
+
+    settings = _settings(args)
+    rows: list[tuple[str, bool, str]] = []
+    rasa = Path(settings.rasa_venv) / "bin" / "rasa"
+    rows.append(("rasa venv", rasa.exists(), str(settings.rasa_venv)))
+    model_dir = Path(settings.embedding_model)
+    rows.append(("embedding model", (model_dir / "config.json").exists(), str(model_dir)))
+    db_ok = False
+    detail = settings.database_url
+    try:
+        from tailor.store import make_session_factory
+        from tailor.store.catalog import count_products
+
+        with make_session_factory(settings.database_url)() as session:
+            n = count_products(session)
+        db_ok, detail = n > 0, f"{n} products in {settings.database_url}"
+    except Exception as exc:  # report, don't crash, in a health check
+        detail = f"{settings.database_url}: {exc}"
+    rows.append(("catalog", db_ok, detail))
+    manifest = Path(str(settings.index_dir)) / "manifest.json"
+    rows.append(("index", manifest.exists(), str(manifest.parent)))
+    try:
+        mp = model_path(settings)
+        rows.append(("rasa model", mp.exists(), str(mp)))
+    except OSError as exc:
+        rows.append(("rasa model", False, str(exc)))
+    for name, ok, info in rows:
+        print(f"{'ok ' if ok else '-- '} {name:16} {info}")
+    return 0 if rows[0][1] and rows[1][1] else 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Generate the demo catalog and customers into the database."""
+    from tailor.demo import load_demo
+    from tailor.store import make_session_factory
+
+    settings = _settings(args)
+    factory = make_session_factory(settings.database_url)
+    summary = load_demo(
+        factory,
+        n_products=args.products or settings.demo_products,
+        n_customers=args.customers or settings.demo_customers,
+        seed=args.seed if args.seed is not None else settings.seed,
+        progress=True,
+    )
+    print(summary)
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """Import a catalog file (DummyJSON or CSV)."""
+    from tailor.store import make_session_factory
+    from tailor.store.importers import import_csv, import_dummyjson
+
+    settings = _settings(args)
+    path = Path(args.path)
+    if not path.exists():
+        raise CliError(f"No such file: {path}")
+    factory = make_session_factory(settings.database_url)
+    if args.format == "dummyjson":
+        summary = import_dummyjson(factory, path, progress=True)
+    else:
+        mapping: dict[str, str] = {}
+        for item in args.map or []:
+            if "=" not in item:
+                raise CliError(f"--map takes FIELD=COLUMN, got {item!r}")
+            field, column = item.split("=", 1)
+            mapping[field.strip()] = column.strip()
+        try:
+            summary = import_csv(factory, path, mapping or None, progress=True)
+        except ValueError as exc:
+            raise CliError(str(exc)) from exc
+    print(summary.render())
+    return 0
+
+
+def _ensure_catalog(settings: Settings) -> None:
+    from tailor.demo import load_demo
+    from tailor.store import make_session_factory
+    from tailor.store.catalog import count_products
+
+    factory = make_session_factory(settings.database_url)
+    with factory() as session:
+        n = count_products(session)
+    if n == 0:
+        echo(f"Building the demo catalog ({settings.demo_products} products)…")
+        t0 = time.monotonic()
+        load_demo(
+            factory, settings.demo_products, settings.demo_customers, settings.seed, progress=True
+        )
+        echo(f"Demo catalog ready in {time.monotonic() - t0:.0f} s.")
+    else:
+        echo(f"Catalog: {n} products.")
+
+
+def build_index(settings: Settings, rebuild: bool = False) -> str:
+    """Open (build, sync or load) the index; returns what was done."""
+    from tailor.retrieval import Embedder, ProductSearch
+    from tailor.store import make_session_factory
+
+    factory = make_session_factory(settings.database_url)
+    index_dir = Path(str(settings.index_dir))
+    if rebuild and index_dir.exists():
+        shutil.rmtree(index_dir)
+    embedder = Embedder(settings.embedding_model, batch_size=settings.embedding_batch_size)
+    t0 = time.monotonic()
+    search = ProductSearch.open(
+        index_dir, factory, embedder, backend=settings.index_backend, progress=True
+    )
+    report = str(search.last_open_report)
+    echo(f"Index: {report} ({len(search)} products, {time.monotonic() - t0:.1f} s).")
+    return report
+
+
+def write_lookups_for(settings: Settings) -> Path:
+    """Regenerate the NLU lookup tables from the catalog."""
+    from tailor.nlu.lookups import write_lookups
+    from tailor.nlu.vocab import Vocabulary
+    from tailor.store import make_session_factory
+
+    factory = make_session_factory(settings.database_url)
+    with factory() as session:
+        vocab = Vocabulary.from_session(session)
+    out = Path(settings.bot_dir) / "data" / "generated" / "lookups.yml"
+    before = out.read_bytes() if out.exists() else b""
+    write_lookups(vocab, out)
+    changed = out.read_bytes() != before
+    echo(f"Lookup tables {'updated' if changed else 'unchanged'}: {out}")
+    return out
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    """Build the vector index, or bring it up to date incrementally."""
+    settings = _settings(args)
+    build_index(settings, rebuild=args.rebuild)
+    return 0
+
+
+def cmd_lookups(args: argparse.Namespace) -> int:
+    """Generate lookup tables (brands, colours, materials, product types) from the catalog."""
+    write_lookups_for(_settings(args))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train the Rasa model if its inputs changed (cached by fingerprint)."""
+    from tailor.runtime.rasa import RasaNotInstalled, train
+
+    settings = _settings(args)
+    write_lookups_for(settings)
+    try:
+        path, trained = train(settings, force=args.force, echo=echo)
+    except RasaNotInstalled as exc:
+        raise CliError(str(exc)) from exc
+    echo(("Trained " if trained else "Reusing cached model ") + str(path))
+    print(path)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Build what is missing, start the action server, Rasa and the web page; Ctrl-C stops."""
+    from tailor.runtime import processes as P
+    from tailor.runtime.rasa import RasaNotInstalled, train
+
+    settings = _settings(args)
+    t_start = time.monotonic()
+    try:
+        install_rasa_venv(settings)
+        P.check_ports(settings)
+        _ensure_catalog(settings)
+        build_index(settings)
+        write_lookups_for(settings)
+        model, _ = train(settings, echo=echo)
+    except (RasaNotInstalled, P.ServiceError) as exc:
+        raise CliError(str(exc)) from exc
+
+    actions = P.action_server(settings)
+    rasa = P.rasa_server(settings, model)
+    token = rasa.env["TAILOR_RASA_TOKEN"]
+    web = P.web_server(settings, token)
+    services = [actions, rasa, web]
+    try:
+        echo("Starting the action server, the Rasa server and the web app…")
+        for svc in services:
+            svc.start()
+        for svc in services:
+            took = svc.wait_ready(timeout=600 if svc is rasa else 180, echo=echo)
+            echo(f"  {svc.name} ready in {took:.1f} s (log: {svc.log_path})")
+        P.warm_up_actions(settings)
+        url = f"http://{settings.host}:{settings.web_port}/"
+        echo(f"Ready in {time.monotonic() - t_start:.0f} s.")
+        print(f"\n  Tailor is running: open {url}\n  (Ctrl-C to stop)\n", flush=True)
+        if args.open:
+            webbrowser.open(url)
+        if args.exit_when_ready:
+            return 0
+        while all(s.alive() for s in services):
+            time.sleep(1.0)
+        dead = [s for s in services if not s.alive()]
+        for s in dead:
+            echo(f"{s.name} stopped unexpectedly:\n{s.tail()}")
+        return 1
+    except KeyboardInterrupt:
+        echo("Stopping…")
+        return 0
+    except P.ServiceError as exc:
+        raise CliError(str(exc)) from exc
+    finally:
+        for svc in reversed(services):
+            svc.stop()
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    """Chat with a running Tailor in the terminal (REST channel)."""
+    import httpx
+
+    settings = _settings(args)
+    url = (args.url or settings.rasa_url).rstrip("/") + "/webhooks/rest/webhook"
+    sender = args.sender or f"cli-{uuid.uuid4().hex[:12]}"
+    print("Chatting with Tailor — type 'quit' to leave.")
+    while True:
+        try:
+            text = input("you> ").strip()
+        except (EOFError, KeyboardInterrupt):
+            print()
+            return 0
+        if text.lower() in {"quit", "exit"}:
+            return 0
+        if not text:
+            continue
+        try:
+            resp = httpx.post(url, json={"sender": sender, "message": text}, timeout=60)
+            resp.raise_for_status()
+        except httpx.HTTPError as exc:
+            print(f"(cannot reach Tailor at {url}: {exc}; is `tailor run` running?)")
+            continue
+        for msg in resp.json():
+            if msg.get("text"):
+                print(f"bot> {msg['text']}")
+            custom = msg.get("custom") or {}
+            for i, p in enumerate(custom.get("products") or [], 1):
+                rating = f" ★{p['rating']:.1f}" if p.get("rating") is not None else ""
+                print(f"     {i}. {p['title']} ({p.get('brand') or '-'}) {p['price_text']}{rating}")
+                print(f"        {p['reason']}")
+            if msg.get("buttons"):
+                print("     [" + "] [".join(b["title"] for b in msg["buttons"]) + "]")
+
+
+# -- parser ----------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with all subcommands."""
+    parser = argparse.ArgumentParser(prog="tailor", description=__doc__)
+    parser.add_argument("--home", type=Path, help="data folder (default ./var or TAILOR_HOME)")
+    parser.add_argument("--database-url", help="SQLAlchemy URL (default SQLite in the data folder)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func, help_: str) -> argparse.ArgumentParser:  # type: ignore[no-untyped-def]
+        p = sub.add_parser(name, help=help_, description=func.__doc__)
+        p.set_defaults(func=func)
+        return p
+
+    add("install", cmd_install, "create the Rasa environment if missing, then check")
+    add("check", cmd_check, "show what is installed and built")
+    p = add("demo", cmd_demo, "generate the demo catalog and customers")
+    p.add_argument("--products", type=int, help="number of products (default 10000)")
+    p.add_argument("--customers", type=int, help="number of customers (default 500)")
+    p.add_argument("--seed", type=int, help="random seed (default 42)")
+    p = add("import", cmd_import, "import a catalog file")
+    p.add_argument("format", choices=["dummyjson", "csv"])
+    p.add_argument("path")
+    p.add_argument(
+        "--map", action="append", metavar="FIELD=COLUMN", help="CSV column mapping (repeatable)"
+    )
+    p = add("index", cmd_index, "build or update the vector index")
+    p.add_argument("--rebuild", action="store_true", help="rebuild from scratch")
+    add("lookups", cmd_lookups, "generate NLU lookup tables from the catalog")
+    p = add("train", cmd_train, "train the Rasa model if its inputs changed")
+    p.add_argument("--force", action="store_true", help="train even if a cached model exists")
+    p = add("run", cmd_run, "build what is missing and serve the bot at a local web page")
+    for flag in ("--rasa-port", "--action-port", "--web-port"):
+        p.add_argument(flag, type=int)
+    p.add_argument("--products", type=int, help="demo catalog size when building it")
+    p.add_argument("--open", action="store_true", help="open the page in a browser")
+    p.add_argument("--exit-when-ready", action="store_true", help=argparse.SUPPRESS)
+    p = add("chat", cmd_chat, "chat with a running Tailor in the terminal")
+    p.add_argument("--url", help="Rasa server URL (default from settings)")
+    p.add_argument("--sender", help="conversation id (default: a new one)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``tailor`` console script."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except CliError as exc:
+        echo(f"error: {exc}")
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Process orchestration: training the Rasa model and running the services of a deployment."""

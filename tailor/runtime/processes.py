@@ -1,0 +1,247 @@
+"""Start, watch and stop the services of one Tailor deployment on this machine."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from tailor.config import PROJECT_ROOT, Settings
+from tailor.runtime.rasa import copy_credentials, rasa_env, rasa_executable, write_endpoints
+
+
+class ServiceError(RuntimeError):
+    """A service did not start; the message includes the end of its log."""
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """True when something already listens on ``host:port``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.3)
+        return s.connect_ex((host, port)) == 0
+
+
+@dataclass
+class Service:
+    """One child process with a readiness probe."""
+
+    name: str
+    cmd: list[str]
+    log_path: Path
+    ready: Callable[[], bool]
+    env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    cwd: Path = PROJECT_ROOT
+    proc: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+
+    def start(self) -> None:
+        """Launch the process in its own process group, logging to ``log_path``."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child, closed in stop()
+        self.started_at = time.monotonic()
+        self.proc = subprocess.Popen(
+            self.cmd,
+            cwd=self.cwd,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self._log = log
+
+    def wait_ready(self, timeout: float, echo: Callable[[str], None] | None = None) -> float:
+        """Poll until ready; returns seconds taken. Raises with the log tail on failure."""
+        deadline = time.monotonic() + timeout
+        last_note = 0.0
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise ServiceError(
+                    f"{self.name} exited with code {self.proc.returncode}.\n{self.tail()}"
+                )
+            try:
+                if self.ready():
+                    return time.monotonic() - self.started_at
+            except (httpx.HTTPError, OSError):
+                pass
+            waited = time.monotonic() - self.started_at
+            if echo and waited - last_note >= 10:
+                last_note = waited
+                echo(f"  … waiting for {self.name} ({waited:.0f} s)")
+            time.sleep(0.25)
+        raise ServiceError(f"{self.name} was not ready after {timeout:.0f} s.\n{self.tail()}")
+
+    def tail(self, lines: int = 30) -> str:
+        """The last lines of the service log."""
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def alive(self) -> bool:
+        """True while the process runs."""
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, grace: float = 8.0) -> None:
+        """SIGTERM the process group, then SIGKILL after ``grace`` seconds."""
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=grace)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=5)
+        if getattr(self, "_log", None) is not None:
+            self._log.close()
+
+
+def _http_ok(url: str, headers: dict[str, str] | None = None) -> bool:
+    return httpx.get(url, timeout=2.0, headers=headers).status_code == 200
+
+
+def tailor_env(settings: Settings) -> dict[str, str]:
+    """Environment handing our settings to child processes as ``TAILOR_*`` variables."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "TAILOR_HOME": str(settings.home),
+            "TAILOR_DATABASE_URL": settings.database_url,
+            "TAILOR_EMBEDDING_MODEL": settings.embedding_model,
+            "TAILOR_INDEX_DIR": str(settings.index_dir),
+            "TAILOR_INDEX_BACKEND": settings.index_backend,
+            "TAILOR_RASA_URL": settings.rasa_url,
+            "TAILOR_SUGGESTIONS": str(settings.suggestions),
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "TOKENIZERS_PARALLELISM": "false",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
+def action_server(settings: Settings) -> Service:
+    """The Rasa SDK action server (our 3.11 venv) serving ``actions``."""
+    env = tailor_env(settings)
+    env["SANIC_HOST"] = settings.host
+    return Service(
+        name="action server",
+        cmd=[
+            sys.executable,
+            "-m",
+            "rasa_sdk",
+            "--actions",
+            "actions",
+            "--port",
+            str(settings.action_port),
+        ],
+        log_path=Path(settings.home) / "logs" / "actions.log",
+        ready=lambda: _http_ok(f"http://{settings.host}:{settings.action_port}/health"),
+        env=env,
+    )
+
+
+def rasa_server(settings: Settings, model: Path, token: str | None = None) -> Service:
+    """The Rasa server (3.10 venv) with REST and socket.io channels and the HTTP API."""
+    token = token or secrets.token_urlsafe(16)
+    run_dir = Path(settings.home) / "run"
+    endpoints = write_endpoints(settings, run_dir / "endpoints.yml")
+    credentials = copy_credentials(settings, run_dir / "credentials.yml")
+    cmd = [
+        str(rasa_executable(settings)),
+        "run",
+        "--model",
+        str(model),
+        "--endpoints",
+        str(endpoints),
+        "--credentials",
+        str(credentials),
+        "--interface",
+        settings.host,
+        "--port",
+        str(settings.rasa_port),
+        "--enable-api",
+        "--auth-token",
+        token,
+        "--cors",
+        "*",
+    ]
+    service = Service(
+        name="Rasa server",
+        cmd=cmd,
+        log_path=Path(settings.home) / "logs" / "rasa.log",
+        ready=lambda: _rasa_model_loaded(settings, token),
+        env=rasa_env(),
+        cwd=Path(settings.bot_dir),
+    )
+    service.env["TAILOR_RASA_TOKEN"] = token
+    return service
+
+
+def _rasa_model_loaded(settings: Settings, token: str) -> bool:
+    resp = httpx.get(f"{settings.rasa_url}/status", params={"token": token}, timeout=2.0)
+    return resp.status_code == 200 and bool(resp.json().get("model_file"))
+
+
+def web_server(settings: Settings, rasa_token: str) -> Service:
+    """The web app (page, chat proxy, history) on the 3.11 venv."""
+    env = tailor_env(settings)
+    env["TAILOR_RASA_TOKEN"] = rasa_token
+    return Service(
+        name="web app",
+        cmd=[
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "tailor.web.app:create_app",
+            "--factory",
+            "--host",
+            settings.host,
+            "--port",
+            str(settings.web_port),
+            "--log-level",
+            "warning",
+        ],
+        log_path=Path(settings.home) / "logs" / "web.log",
+        ready=lambda: _http_ok(f"http://{settings.host}:{settings.web_port}/api/health"),
+        env=env,
+    )
+
+
+def warm_up_actions(settings: Settings) -> None:
+    """Load the recommender in the action server now, so the first shopper does not wait."""
+    body = {
+        "next_action": "action_warmup",
+        "sender_id": "tailor-warmup",
+        "tracker": {"sender_id": "tailor-warmup", "slots": {}, "latest_message": {}, "events": []},
+        "domain": {},
+        "version": "3.6.21",
+    }
+    resp = httpx.post(settings.action_url, json=body, timeout=300.0)
+    resp.raise_for_status()
+
+
+def check_ports(settings: Settings) -> None:
+    """Fail early, naming the port, when a service port is taken."""
+    for name, port in (
+        ("action server", settings.action_port),
+        ("Rasa server", settings.rasa_port),
+        ("web app", settings.web_port),
+    ):
+        if port_in_use(settings.host, port):
+            raise ServiceError(
+                f"Port {port} for the {name} is already in use on {settings.host}. Stop what "
+                f"uses it or choose another port (TAILOR_{name.split()[0].upper()}_PORT or "
+                "the --*-port options of `tailor run`)."
+            )

@@ -1,0 +1,1 @@
+"""The web page, its chat proxy and history API."""

@@ -1,0 +1,122 @@
+"""A real deployment for end-to-end tests: demo catalog, index, trained model, servers.
+
+The trained Rasa model is cached by fingerprint in ``var/test-cache/models`` so a second
+run reuses it; a fresh clone (CI) trains once per run. Nothing here is mocked.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tailor.config import PROJECT_ROOT, Settings
+
+CACHE = PROJECT_ROOT / "var" / "test-cache"
+E2E_PRODUCTS = 3000
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Deployment:
+    """Settings of the running stack plus a small REST client."""
+
+    settings: Settings
+    model: Path
+    rasa_token: str
+
+    def say(self, sender: str, text: str) -> list[dict[str, Any]]:
+        """Send one message through the REST channel; the bot's messages come back."""
+        resp = httpx.post(
+            f"{self.settings.rasa_url}/webhooks/rest/webhook",
+            json={"sender": sender, "message": text},
+            timeout=60,
+        )
+        resp.raise_for_status()
+        return list(resp.json())
+
+
+def prepare_bot(home: Path) -> Path:
+    """A private copy of the Rasa project so generated lookups never touch the checkout."""
+    target = home / "bot"
+    shutil.copytree(
+        PROJECT_ROOT / "bot",
+        target,
+        ignore=shutil.ignore_patterns("generated", "models", ".rasa", "results"),
+    )
+    return target
+
+
+@pytest.fixture(scope="session")
+def built_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Settings of a deployment with catalog, index, lookups and a trained model."""
+    from tailor.cli import build_index, write_lookups_for
+    from tailor.demo import load_demo
+    from tailor.runtime.rasa import train
+    from tailor.store import make_session_factory
+
+    home = tmp_path_factory.mktemp("deployment")
+    settings = Settings.load(
+        home=home,
+        bot_dir=prepare_bot(home),
+        models_dir=CACHE / "models",
+        demo_products=E2E_PRODUCTS,
+        rasa_port=free_port(),
+        action_port=free_port(),
+        web_port=free_port(),
+    )
+    factory = make_session_factory(settings.database_url)
+    load_demo(factory, E2E_PRODUCTS, 50, settings.seed, progress=False)
+    build_index(settings)
+    write_lookups_for(settings)
+    train(settings)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def deployment(built_settings: Settings) -> Iterator[Deployment]:
+    """The real action server and Rasa server, running until the session ends."""
+    from tailor.runtime import processes as P
+    from tailor.runtime.rasa import model_path
+
+    settings = built_settings
+    model = model_path(settings)
+    actions = P.action_server(settings)
+    rasa = P.rasa_server(settings, model)
+    services = [actions, rasa]
+    try:
+        for svc in services:
+            svc.start()
+        actions.wait_ready(180)
+        rasa.wait_ready(600)
+        P.warm_up_actions(settings)
+        yield Deployment(settings=settings, model=model, rasa_token=rasa.env["TAILOR_RASA_TOKEN"])
+    finally:
+        for svc in reversed(services):
+            svc.stop()
+
+
+@pytest.fixture(scope="session")
+def web_url(deployment: Deployment) -> Iterator[str]:
+    """The web app in front of the running deployment."""
+    from tailor.runtime import processes as P
+
+    web = P.web_server(deployment.settings, deployment.rasa_token)
+    try:
+        web.start()
+        web.wait_ready(60)
+        yield f"http://{deployment.settings.host}:{deployment.settings.web_port}/"
+    finally:
+        web.stop()
