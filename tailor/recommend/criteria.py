@@ -255,13 +255,17 @@ def resolve_overlaps(entities: Sequence[Entity]) -> list[Entity]:
     rank = {name: i for i, name in enumerate(SPAN_PRIORITY)}
     kept: list[Entity] = []
     for ent in sorted(entities, key=lambda e: rank.get(e.entity, len(rank))):
-        if ent.start is not None and ent.end is not None and any(
-            k.start is not None
-            and k.end is not None
-            and k.start < ent.end
-            and ent.start < k.end
-            and k.entity != ent.entity
-            for k in kept
+        if (
+            ent.start is not None
+            and ent.end is not None
+            and any(
+                k.start is not None
+                and k.end is not None
+                and k.start < ent.end
+                and ent.start < k.end
+                and k.entity != ent.entity
+                for k in kept
+            )
         ):
             continue
         kept.append(ent)

@@ -34,11 +34,22 @@ def rasa(settings: Settings, *args: str, timeout: int = 900) -> subprocess.Compl
 
 
 def test_data_validates(built_settings: Settings) -> None:
-    res = rasa(built_settings, "data", "validate", "--data", "data", "--domain", "domain.yml", "--config", "config.yml")
+    res = rasa(
+        built_settings,
+        "data",
+        "validate",
+        "--data",
+        "data",
+        "--domain",
+        "domain.yml",
+        "--config",
+        "config.yml",
+    )
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     log = res.stdout + res.stderr
     warnings = [
-        line for line in log.splitlines()
+        line
+        for line in log.splitlines()
         if "UserWarning" in line and not any(k in line for k in KNOWN_WARNINGS)
     ]
     assert not warnings, "\n".join(warnings)
@@ -61,7 +72,9 @@ def test_stories_pass_with_no_prediction_errors(built_settings: Settings) -> Non
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
 
 
-def test_nlu_cross_validation_accuracy(built_settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+def test_nlu_cross_validation_accuracy(
+    built_settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = OUT / "rasa-nlu"
     res = rasa(
         built_settings,
@@ -83,11 +96,16 @@ def test_nlu_cross_validation_accuracy(built_settings: Settings, capsys: pytest.
     accuracy = report["accuracy"]
     macro_f1 = report["macro avg"]["f1-score"]
     weakest = sorted(
-        (v["f1-score"], k) for k, v in report.items() if isinstance(v, dict) and "support" in v and k not in ("macro avg", "weighted avg", "micro avg")
+        (v["f1-score"], k)
+        for k, v in report.items()
+        if isinstance(v, dict)
+        and "support" in v
+        and k not in ("macro avg", "weighted avg", "micro avg")
     )[:3]
     with capsys.disabled():
         print(
-            f"\nNLU 5-fold cross-validation: intent accuracy {accuracy:.3f}, macro F1 {macro_f1:.3f}; "
+            f"\nNLU 5-fold cross-validation: intent accuracy {accuracy:.3f}, "
+            f"macro F1 {macro_f1:.3f}; "
             f"weakest: {', '.join(f'{k} {f:.2f}' for f, k in weakest)}"
         )
     assert accuracy >= 0.75, f"intent accuracy fell to {accuracy:.3f}"

@@ -268,5 +268,9 @@ def test_brand_lookup_never_lists_a_colour_word() -> None:
     from tailor.nlu.lookups import render_lookups
 
     vocab = Vocabulary(brands=["Blue", "Nike"], colours=["blue"], categories=["Clothing > Jackets"])
-    tables = {t["lookup"]: t["examples"] for t in yaml.safe_load(render_lookups(vocab))["nlu"] if "lookup" in t}
+    tables = {
+        t["lookup"]: t["examples"]
+        for t in yaml.safe_load(render_lookups(vocab))["nlu"]
+        if "lookup" in t
+    }
     assert "Nike" in tables["brand"] and "Blue" not in tables["brand"]
