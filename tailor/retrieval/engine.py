@@ -15,7 +15,6 @@ leaves a half-written index behind; one writer per ``index_dir`` is assumed.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -37,6 +36,7 @@ from tailor.retrieval.embed import Embedder
 from tailor.retrieval.filters import Filter, MetadataTable
 from tailor.retrieval.index import VectorIndex, create_index, index_kinds
 from tailor.retrieval.text import product_text, text_hash
+from tailor.store.catalog import fingerprint_of, product_hashes
 from tailor.store.models import Product
 
 logger = logging.getLogger(__name__)
@@ -115,25 +115,14 @@ class _Item:
 
 
 def _fingerprint(hashes: dict[int, str]) -> str:
-    """SHA-1 over the sorted ``(id, content_hash)`` pairs of a catalog."""
-    digest = hashlib.sha1()
-    for pid in sorted(hashes):
-        digest.update(f"{pid}:{hashes[pid]}\n".encode())
-    return digest.hexdigest()
+    """SHA-1 over the sorted ``(id, content_hash)`` pairs: the store's catalog fingerprint."""
+    return fingerprint_of(hashes)
 
 
 def _catalog_hashes(session_factory: SessionFactory) -> dict[int, str]:
-    """``{product id: content hash}`` of the catalog; rows with an empty stored hash get one
-    computed from their fields."""
+    """``{product id: content hash}`` of the catalog, as the store computes it."""
     with session_factory() as session:
-        rows = session.execute(select(Product.id, Product.content_hash)).all()
-        out = {int(pid): h for pid, h in rows if h}
-        missing = [int(pid) for pid, h in rows if not h]
-        for start in range(0, len(missing), _ID_CHUNK):
-            chunk = missing[start : start + _ID_CHUNK]
-            for product in session.scalars(select(Product).where(Product.id.in_(chunk))):
-                out[int(product.id)] = product.compute_hash()
-    return out
+        return product_hashes(session)
 
 
 def _read_items(session_factory: SessionFactory, ids: Sequence[int] | None) -> list[_Item]:

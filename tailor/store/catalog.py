@@ -288,7 +288,11 @@ def product_hashes(session: Session) -> dict[int, str]:
 def catalog_fingerprint(session: Session) -> str:
     """SHA-1 over the sorted ``(id, content_hash)`` pairs; the same formula as the search index
     manifest. An empty catalog gives SHA-1 of nothing (``da39a3ee…``)."""
-    hashes = product_hashes(session)
+    return fingerprint_of(product_hashes(session))
+
+
+def fingerprint_of(hashes: dict[int, str]) -> str:
+    """The fingerprint of ``{product id: content hash}`` (see :func:`catalog_fingerprint`)."""
     digest = hashlib.sha1()
     for pid in sorted(hashes):
         digest.update(f"{pid}:{hashes[pid]}\n".encode())
