@@ -41,7 +41,8 @@ def reason_for(
     if criteria.material and material:
         parts.append(f"made of {material}")
     if criteria.price_max is not None:
-        parts.append(f"{money(price, currency)}, within your {money(criteria.price_max)} budget")
+        # "under": the cap may be the shopper's budget or one derived from "cheaper".
+        parts.append(f"{money(price, currency)}, under {money(criteria.price_max)}")
     elif criteria.price_min is not None:
         parts.append(f"{money(price, currency)}, above {money(criteria.price_min)}")
     if rating is not None and review_count >= 3 and rating >= 4.0:
