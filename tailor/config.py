@@ -56,6 +56,9 @@ class Settings:
     action_url: str = ""
     suggestions: int = 4
     session_expiration_minutes: int = 60
+    #: HMAC secret shared with the store's site for signed customer tokens ("" = nobody is
+    #: identified; every visitor is anonymous).
+    customer_token_secret: str = ""
     _given: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
