@@ -331,6 +331,23 @@ def cmd_run(args: argparse.Namespace) -> int:
             svc.stop()
 
 
+def cmd_segments(args: argparse.Namespace) -> int:
+    """Fit behavioural segments (k-means on RFM) and print sizes and centroids."""
+    from tailor.profiles.segments import fit_behavioural
+    from tailor.store import make_session_factory
+
+    settings = _settings(args)
+    factory = make_session_factory(settings.database_url)
+    try:
+        report = fit_behavioural(
+            factory, seed=args.seed if args.seed is not None else settings.seed
+        )
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    print(report.render())
+    return 0
+
+
 def cmd_chat(args: argparse.Namespace) -> int:
     """Chat with a running Tailor in the terminal (REST channel)."""
     import httpx
@@ -405,6 +422,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--products", type=int, help="demo catalog size when building it")
     p.add_argument("--open", action="store_true", help="open the page in a browser")
     p.add_argument("--exit-when-ready", action="store_true", help=argparse.SUPPRESS)
+    p = add("segments", cmd_segments, "segment customers: `tailor segments fit`")
+    p.add_argument("action", choices=["fit"], help="fit: refit and reassign, then print a table")
+    p.add_argument("--seed", type=int, help="random seed (default 42)")
     p = add("chat", cmd_chat, "chat with a running Tailor in the terminal")
     p.add_argument("--url", help="Rasa server URL (default from settings)")
     p.add_argument("--sender", help="conversation id (default: a new one)")

@@ -147,3 +147,30 @@ class Event(Base):
     value: Mapped[float | None] = mapped_column(Float, default=None)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SegmentModel(Base):
+    """A fitted segmentation model (e.g. kind "rfm"), versioned per kind."""
+
+    __tablename__ = "segment_models"
+    __table_args__ = (Index("ux_segment_models_kind_version", "kind", "version", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    version: Mapped[int] = mapped_column(Integer)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CustomerSegment(Base):
+    """A customer's current segment of one kind, with the model version that assigned it."""
+
+    __tablename__ = "customer_segments"
+    __table_args__ = (Index("ux_customer_segments", "customer_id", "kind", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    segment: Mapped[str] = mapped_column(String(64))
+    model_version: Mapped[int | None] = mapped_column(Integer, default=None)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

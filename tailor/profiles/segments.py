@@ -1,0 +1,111 @@
+"""Fitting and applying behavioural (RFM) segments over the stored purchase history."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+from sqlalchemy.orm import Session, sessionmaker
+
+from tailor.profiles.rfm import NO_PURCHASES, RFMModel, fit_rfm
+from tailor.store.segments import (
+    PurchaseStats,
+    customer_ids,
+    latest_segment_model,
+    purchase_stats,
+    save_segment_model,
+    segment_sizes,
+    set_segments,
+)
+
+KIND = "rfm"
+
+
+@dataclass(frozen=True)
+class FitReport:
+    """What ``tailor segments fit`` did."""
+
+    version: int
+    model: RFMModel
+    reference: datetime
+    sizes: dict[str, int]
+
+    def render(self) -> str:
+        """A table of segment sizes and centroids in natural units."""
+        lines = [
+            f"Behavioural segments (k-means on log RFM), model version {self.version}, "
+            f"recency as of {self.reference:%Y-%m-%d}",
+            "k chosen by silhouette: "
+            + ", ".join(f"k={k}: {s:.3f}" for k, s in sorted(self.model.silhouettes.items()))
+            + f" → k={self.model.k}",
+            f"{'segment':18} {'customers':>9} {'recency (days)':>15} {'orders':>7} {'spent':>10}",
+        ]
+        for row in self.model.centroid_table():
+            name = str(row["segment"])
+            lines.append(
+                f"{name:18} {self.sizes.get(name, 0):9d} {row['recency_days']:15.0f} "
+                f"{row['orders']:7.1f} {row['spent']:10.2f}"
+            )
+        if self.sizes.get(NO_PURCHASES):
+            lines.append(f"{NO_PURCHASES:18} {self.sizes[NO_PURCHASES]:9d}")
+        return "\n".join(lines)
+
+
+def _arrays(
+    stats: list[PurchaseStats], reference: datetime
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r = np.array([max(0.0, (reference - s.last_purchase).total_seconds() / 86400) for s in stats])
+    f = np.array([s.orders for s in stats], dtype=np.float64)
+    m = np.array([max(0.0, s.spent) for s in stats], dtype=np.float64)
+    return r, f, m
+
+
+def fit_behavioural(
+    factory: sessionmaker[Session], reference: datetime | None = None, seed: int = 42
+) -> FitReport:
+    """Refit the RFM model on all purchases, store it as a new version, reassign everyone.
+
+    Recency is measured from ``reference`` (default: the latest purchase in the data, so a
+    replayed or demo history is judged as of its own end).
+    """
+    with factory.begin() as session:
+        stats = purchase_stats(session)
+        if not stats:
+            raise ValueError(
+                "no purchases stored yet: nothing to segment (load the demo data first)"
+            )
+        ref = reference or max(s.last_purchase for s in stats)
+        model = fit_rfm(*_arrays(stats, ref), seed=seed)
+        version = save_segment_model(
+            session, KIND, {**model.to_json(), "reference": ref.isoformat()}
+        )
+        labels = model.assign(*_arrays(stats, ref))
+        assigned = {s.customer_id: name for s, name in zip(stats, labels, strict=True)}
+        for cid in customer_ids(session):
+            assigned.setdefault(cid, NO_PURCHASES)
+        set_segments(session, KIND, version, assigned)
+        session.flush()
+        sizes = segment_sizes(session, KIND)
+    return FitReport(version=version, model=model, reference=ref, sizes=sizes)
+
+
+def refresh_customer(
+    session: Session, customer_id: int, reference: datetime | None = None
+) -> str | None:
+    """Reassign one customer with the latest stored model (after a purchase); their segment."""
+    row = latest_segment_model(session, KIND)
+    if row is None:
+        return None
+    model = RFMModel.from_json(row.params)
+    stats = purchase_stats(session, customer_id)
+    if not stats:
+        segment = NO_PURCHASES
+    else:
+        ref = reference or max(
+            stats[0].last_purchase,
+            datetime.fromisoformat(row.params.get("reference", stats[0].last_purchase.isoformat())),
+        )
+        segment = model.assign(*_arrays(stats, ref))[0]
+    set_segments(session, KIND, row.version, {customer_id: segment})
+    return segment
