@@ -332,8 +332,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_segments(args: argparse.Namespace) -> int:
-    """Fit behavioural segments (k-means on RFM) and print sizes and centroids."""
-    from tailor.profiles.segments import fit_behavioural
+    """Fit behavioural segments (k-means on RFM), apply the demographic and geographic rules,
+    and print segment sizes and centroids."""
+    from tailor.profiles.segments import assign_rule_segments, fit_behavioural, render_sizes
     from tailor.store import make_session_factory
 
     settings = _settings(args)
@@ -345,6 +346,9 @@ def cmd_segments(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CliError(str(exc)) from exc
     print(report.render())
+    for kind, sizes in assign_rule_segments(factory).items():
+        print()
+        print(render_sizes(kind, sizes))
     return 0
 
 

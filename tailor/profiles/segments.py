@@ -109,3 +109,30 @@ def refresh_customer(
         segment = model.assign(*_arrays(stats, ref))[0]
     set_segments(session, KIND, row.version, {customer_id: segment})
     return segment
+
+
+def assign_rule_segments(factory: sessionmaker[Session]) -> dict[str, dict[str, int]]:
+    """Demographic and geographic segments for every customer; sizes per kind."""
+    from sqlalchemy import select
+
+    from tailor.profiles.rules import demographic_segment, geographic_segment
+    from tailor.store.models import Customer
+
+    with factory.begin() as session:
+        demo: dict[int, str] = {}
+        geo: dict[int, str] = {}
+        for c in session.scalars(select(Customer)):
+            demo[c.id] = demographic_segment(c.age_band)
+            geo[c.id] = geographic_segment(c.country, (c.attributes or {}).get("climate"))
+        set_segments(session, "demographic", None, demo)
+        set_segments(session, "geographic", None, geo)
+        session.flush()
+        return {kind: segment_sizes(session, kind) for kind in ("demographic", "geographic")}
+
+
+def render_sizes(kind: str, sizes: dict[str, int]) -> str:
+    """A small table of segment sizes, largest first."""
+    lines = [f"{kind.capitalize()} segments (rules)", f"{'segment':36} {'customers':>9}"]
+    for name, n in sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0])):
+        lines.append(f"{name:36} {n:9d}")
+    return "\n".join(lines)
