@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tailor.store.catalog import ProductRecord, ReviewRecord, UpsertCounts, upsert_products
 from tailor.store.db import session_scope
+from tailor.store.models import CONTENT_FIELDS
 
 __all__ = [
     "CSV_FIELDS",
@@ -37,23 +38,7 @@ __all__ = [
 ]
 
 #: Our field names a CSV column can feed (``mapping`` keys).
-CSV_FIELDS: tuple[str, ...] = (
-    "sku",
-    "title",
-    "description",
-    "category",
-    "brand",
-    "price",
-    "currency",
-    "colour",
-    "material",
-    "sizes",
-    "rating",
-    "review_count",
-    "stock",
-    "tags",
-    "image_url",
-)
+CSV_FIELDS: tuple[str, ...] = ("sku", *CONTENT_FIELDS, "image_url")
 
 #: Fields every CSV must provide a column for.
 REQUIRED_CSV_FIELDS: tuple[str, ...] = ("title", "price", "category")
