@@ -7,6 +7,7 @@ Every subcommand has ``--help``. Heavy imports happen inside the subcommands, so
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -352,6 +353,42 @@ def cmd_segments(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sentiment(args: argparse.Namespace) -> int:
+    """Train the sentiment adapter (LoRA on MiniLM + 3-class head), or score some texts."""
+    if args.action == "score":
+        from tailor.sentiment import SentimentModel
+
+        if not args.texts:
+            raise CliError("give the texts to score, e.g. tailor sentiment score 'too pricey'")
+        model = SentimentModel.load(args.model)
+        for text, result in zip(args.texts, model(list(args.texts)), strict=True):
+            print(f"{result.label:8} {result.score:+.2f}  {text}")
+        return 0
+
+    import logging
+
+    from tailor.sentiment import SHIPPED_WEIGHTS, train
+    from tailor.sentiment.data import shared_data_dir
+
+    data = Path(args.data) if args.data else shared_data_dir() / "sentiment"
+    if not data.exists():
+        raise CliError(f"No SST-2 data at {data}; pass --data (the folder holding sst2/ and uci/)")
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    report = train(
+        args.output or SHIPPED_WEIGHTS,
+        data,
+        args.shopping,
+        args.encoder or _settings(args).embedding_model,
+        max_sst2=args.max_sst2,
+        epochs=args.epochs,
+        seed=args.seed,
+        lr=args.lr,
+        threads=args.threads,
+    )
+    print(json.dumps(report.as_dict(), indent=2))
+    return 0
+
+
 def cmd_chat(args: argparse.Namespace) -> int:
     """Chat with a running Tailor in the terminal (REST channel)."""
     import httpx
@@ -429,6 +466,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("segments", cmd_segments, "segment customers: `tailor segments fit`")
     p.add_argument("action", choices=["fit"], help="fit: refit and reassign, then print a table")
     p.add_argument("--seed", type=int, help="random seed (default 42)")
+    p = add("sentiment", cmd_sentiment, "train the sentiment model, or score texts")
+    p.add_argument("action", choices=["train", "score"])
+    p.add_argument("texts", nargs="*", help="with score: the texts to score")
+    p.add_argument("--model", help="with score: model folder (default: the shipped adapter)")
+    p.add_argument("--output", help="with train: adapter folder (default: the shipped weights)")
+    p.add_argument("--data", help="folder with sst2/ and uci/ (default ../shared/data/sentiment)")
+    p.add_argument("--shopping", help="shopping-reaction .tsv (default: the shipped set)")
+    p.add_argument("--encoder", help="encoder folder (default: the configured embedding model)")
+    p.add_argument("--max-sst2", type=int, default=40_000, help="SST-2 sentences to sample")
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest here)")
     p = add("chat", cmd_chat, "chat with a running Tailor in the terminal")
     p.add_argument("--url", help="Rasa server URL (default from settings)")
     p.add_argument("--sender", help="conversation id (default: a new one)")

@@ -1,0 +1,43 @@
+"""Sentiment of shopping-chat messages: negative / neutral / positive with a signed score.
+
+>>> model = SentimentModel.load()          # the shipped adapter; nothing read yet
+>>> model("too pricey").label               # doctest: +SKIP
+'negative'
+
+The default model (:func:`default_model_path`) is a LoRA adapter + linear head over the
+MiniLM encoder, trained by :func:`train`; any Hugging Face sequence-classification model
+directory can be loaded instead.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from tailor.sentiment.model import Sentiment, SentimentModel
+
+__all__ = ["Sentiment", "SentimentModel", "default_model_path", "evaluate", "train"]
+
+#: The adapter shipped in the repository.
+SHIPPED_WEIGHTS = Path(__file__).resolve().parent / "weights"
+
+
+def default_model_path() -> Path:
+    """``$TAILOR_SENTIMENT_MODEL`` if set, else the shipped adapter directory."""
+    configured = os.environ.get("TAILOR_SENTIMENT_MODEL")
+    return Path(configured) if configured else SHIPPED_WEIGHTS
+
+
+def train(*args: Any, **kwargs: Any) -> Any:
+    """See :func:`tailor.sentiment.train.train` (imported lazily: it pulls in torch)."""
+    from tailor.sentiment.train import train as _train
+
+    return _train(*args, **kwargs)
+
+
+def evaluate(*args: Any, **kwargs: Any) -> float:
+    """See :func:`tailor.sentiment.evaluate.evaluate`."""
+    from tailor.sentiment.evaluate import evaluate as _evaluate
+
+    return _evaluate(*args, **kwargs)
