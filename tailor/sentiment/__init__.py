@@ -30,14 +30,14 @@ def default_model_path() -> Path:
 
 
 def train(*args: Any, **kwargs: Any) -> Any:
-    """See :func:`tailor.sentiment.train.train` (imported lazily: it pulls in torch)."""
-    from tailor.sentiment.train import train as _train
+    """See :func:`tailor.sentiment.training.train` (imported lazily: it pulls in torch)."""
+    from tailor.sentiment.training import train as _train
 
     return _train(*args, **kwargs)
 
 
 def evaluate(*args: Any, **kwargs: Any) -> float:
-    """See :func:`tailor.sentiment.evaluate.evaluate`."""
-    from tailor.sentiment.evaluate import evaluate as _evaluate
+    """See :func:`tailor.sentiment.evaluation.evaluate`."""
+    from tailor.sentiment.evaluation import evaluate as _evaluate
 
     return _evaluate(*args, **kwargs)

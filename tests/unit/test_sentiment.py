@@ -201,3 +201,14 @@ def test_tiny_training_run_writes_a_loadable_adapter(tmp_path: Path) -> None:
     assert np.isfinite(probs).all() and probs.sum() == pytest.approx(1.0, abs=1e-5)
     acc = evaluate(model, [("love it", "positive"), ("meh", "negative")])
     assert 0.0 <= acc <= 1.0
+
+
+def test_package_functions_survive_importing_their_modules() -> None:
+    """``tailor.sentiment.train``/``evaluate`` must stay functions, whatever was imported."""
+    import importlib
+
+    import tailor.sentiment as pkg
+
+    importlib.import_module("tailor.sentiment.training")
+    importlib.import_module("tailor.sentiment.evaluation")
+    assert callable(pkg.train) and callable(pkg.evaluate)

@@ -133,7 +133,7 @@ def train(
     every 5th row is held out. ``max_steps`` stops early (for tests). ``threads``
     is torch's thread count: 1 by default, as on a 2-core machine shared with other work
     2 threads measured 5-10x slower than 1. ``evaluate_on`` maps
-    metric names to data (see :func:`tailor.sentiment.evaluate`); by default the shopping
+    metric names to data (see :func:`tailor.sentiment.evaluation`); by default the shopping
     held-out part, plus SST-2 dev and the UCI sentences when they are found next to
     ``sst2_path``. The metrics go into the manifest and the report.
     """
@@ -142,7 +142,7 @@ def train(
     from tqdm.auto import tqdm
     from transformers import AutoTokenizer
 
-    from tailor.sentiment.evaluate import evaluate
+    from tailor.sentiment.evaluation import evaluate
 
     started = time.perf_counter()
     if encoder_path is None:
