@@ -2,7 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from tailor.recommend.criteria import Criteria
+
+
+class Explainable(Protocol):
+    """What a reason is built from: a stored product or anything shaped like one."""
+
+    category: str
+    brand: str | None
+    colour: str | None
+    material: str | None
+    price: float
+    currency: str
+    rating: float | None
+    review_count: int
 
 
 def money(amount: float, currency: str = "USD") -> str:
@@ -14,20 +29,16 @@ def money(amount: float, currency: str = "USD") -> str:
     return f"{symbol}{text}" if symbol else f"{text} {currency}"
 
 
-def reason_for(
-    *,
-    category: str,
-    brand: str | None,
-    colour: str | None,
-    material: str | None,
-    price: float,
-    currency: str,
-    rating: float | None,
-    review_count: int,
-    criteria: Criteria,
-    similar_title: str | None = None,
-) -> str:
+def reason_for(product: Explainable, criteria: Criteria, similar_title: str | None = None) -> str:
     """One sentence explaining the suggestion, most specific facts first."""
+    category, brand, colour, material = (
+        product.category,
+        product.brand,
+        product.colour,
+        product.material,
+    )
+    price, currency = float(product.price), product.currency
+    rating, review_count = product.rating, product.review_count or 0
     parts: list[str] = []
     if similar_title:
         parts.append(f"similar to {similar_title}")

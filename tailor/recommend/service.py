@@ -246,18 +246,7 @@ class Recommender:
             material=p.material,
             image_url=p.image_url,
             in_stock=p.in_stock,
-            reason=reason_for(
-                category=p.category,
-                brand=p.brand,
-                colour=p.colour,
-                material=p.material,
-                price=float(p.price),
-                currency=p.currency,
-                rating=p.rating,
-                review_count=p.review_count or 0,
-                criteria=criteria,
-                similar_title=similar_title,
-            ),
+            reason=reason_for(p, criteria, similar_title),
             score=score,
         )
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from tailor.recommend.criteria import Criteria
 from tailor.recommend.reasons import money, reason_for
 
 
 def test_reason_names_what_was_asked_and_the_rating() -> None:
     crit = Criteria(category="Shoes > Running Shoes", colour="blue", price_max=80)
-    text = reason_for(
+    product = SimpleNamespace(
         category="Shoes > Running Shoes",
         brand="Brooks",
         colour="blue",
@@ -17,13 +19,13 @@ def test_reason_names_what_was_asked_and_the_rating() -> None:
         currency="USD",
         rating=4.6,
         review_count=212,
-        criteria=crit,
     )
+    text = reason_for(product, crit)
     assert text == "Running shoes as asked; in blue; $64.99, under $80; rated 4.6/5 by 212 shoppers"
 
 
 def test_reason_without_constraints_falls_back_to_the_query() -> None:
-    text = reason_for(
+    product = SimpleNamespace(
         category="Bags > Backpacks",
         brand=None,
         colour=None,
@@ -32,8 +34,8 @@ def test_reason_without_constraints_falls_back_to_the_query() -> None:
         currency="USD",
         rating=None,
         review_count=0,
-        criteria=Criteria(query="something for hiking"),
     )
+    text = reason_for(product, Criteria(query="something for hiking"))
     assert "something for hiking" in text
 
 
