@@ -17,7 +17,10 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from tailor.config import Settings
 from tailor.nlu.ordinals import parse_ordinals
+from tailor.nlu.reactions import parse_reaction
+from tailor.profiles.observer import Observation, Observer
 from tailor.recommend.criteria import (
     CRITERIA_SLOTS,
     Criteria,
@@ -26,6 +29,7 @@ from tailor.recommend.criteria import (
     apply_turn,
     shown_from_slot,
 )
+from tailor.recommend.personal import ShopperContext
 from tailor.recommend.render import (
     RICH_CHANNELS,
     Reply,
@@ -49,11 +53,24 @@ def _is_generic(text: str) -> bool:
     return all(w in _GENERIC for w in words)
 
 
+_observer: Observer | None = None
+
+
+def _default_observer(recommender: Recommender) -> Observer:
+    global _observer
+    if _observer is None:
+        _observer = Observer(recommender.session_factory, Settings.load().customer_token_secret)
+    return _observer
+
+
 class TailorAction(Action, abc.ABC):
     """Shared plumbing; abstract so the executor does not register it."""
 
-    def __init__(self, recommender: Recommender | None = None) -> None:
+    def __init__(
+        self, recommender: Recommender | None = None, observer: Observer | None = None
+    ) -> None:
         self._recommender = recommender
+        self._observer = observer
 
     @property
     def recommender(self) -> Recommender:
@@ -61,6 +78,37 @@ class TailorAction(Action, abc.ABC):
         if self._recommender is None:
             self._recommender = get_default_recommender()
         return self._recommender
+
+    @property
+    def observer(self) -> Observer:
+        """Identity, sentiment and preferences of each message (shares the service's DB)."""
+        if self._observer is None:
+            self._observer = _default_observer(self.recommender)
+        return self._observer
+
+    @staticmethod
+    def metadata(tracker: Tracker) -> dict[str, Any]:
+        """The channel metadata of the latest message (the only source of identity)."""
+        meta = (tracker.latest_message or {}).get("metadata")
+        return dict(meta) if isinstance(meta, dict) else {}
+
+    async def observe(self, tracker: Tracker) -> Observation:
+        """Identify, score and remember the latest user message (once per user turn)."""
+        intent, text, _ = self.latest(tracker)
+        return await asyncio.to_thread(
+            self.observer.observe,
+            tracker.sender_id,
+            text,
+            intent,
+            tracker.get_latest_input_channel(),
+            self.metadata(tracker),
+        )
+
+    async def shopper(self, tracker: Tracker, obs: Observation) -> ShopperContext:
+        """Ranking inputs for this shopper: profile, segments, session, context."""
+        return await asyncio.to_thread(
+            self.recommender.shopper, tracker.sender_id, obs.customer_id, self.metadata(tracker)
+        )
 
     @abc.abstractmethod
     def name(self) -> str:
@@ -119,29 +167,39 @@ class ActionRecommend(TailorAction):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
+        obs = await self.observe(tracker)
         intent, text, entities = self.latest(tracker)
         if self.force_more:
             intent = "affirm"
         current = Criteria.from_slots(tracker.current_slot_values())
         shown = shown_from_slot(tracker.get_slot("shown"))
         seen = [int(x) for x in (tracker.get_slot("seen") or []) if str(x).lstrip("-").isdigit()]
-        if intent == "affirm" and current.is_empty():
+        rec = self.recommender
+        positions, _ = self.pick(tracker, text, shown, entities)
+        if intent == "react_negative" and shown:
+            await self._remember_reaction(tracker, obs, text, shown, positions)
+        shopper = await self.shopper(tracker, obs)
+        for_you = shopper.personalised and (
+            bool(shopper.session.positive) or bool(shopper.affinity.purchases)
+        )
+        if intent == "affirm" and current.is_empty() and not for_you:
             dispatcher.utter_message(response="utter_ask_what")
             return []
 
-        rec = self.recommender
-        positions, _ = self.pick(tracker, text, shown, entities)
         target = shown[positions[0]].id if positions and shown else None
         turn = apply_turn(current, intent, text, entities, rec.vocab, shown, similar_target=target)
         crit = turn.criteria
-        if (
+        generic = (
             intent == "ask_recommendation"
             and not entities
             and _is_generic(text)
             and (current.is_empty() or turn.reset_seen)
-        ):
-            dispatcher.utter_message(response="utter_ask_what")
-            return []
+        )
+        if generic:
+            if not for_you:
+                dispatcher.utter_message(response="utter_ask_what")
+                return []
+            crit = Criteria()
         if turn.reset_seen:
             seen = []
         if turn.mode == "more":
@@ -150,12 +208,20 @@ class ActionRecommend(TailorAction):
             exclude, avoid = list(turn.exclude_ids), seen
         else:
             exclude, avoid = [], seen
-        result = await asyncio.to_thread(rec.recommend, crit, None, exclude, avoid)
+        k = min(rec.k, 3) if shopper.context.device == "mobile" else rec.k
+        result = await asyncio.to_thread(
+            lambda: rec.recommend(crit, k, exclude, avoid, shopper=shopper)
+        )
 
         replies = recommendation_replies(result, turn.mode, self.rich(tracker), turn.notes)
         if turn.unknown:
             replies[0].text = (
                 f"(I don't know the {', '.join(turn.unknown)} in this store.) " + replies[0].text
+            )
+        if result.basis == "for you" and result.suggestions:
+            who = f", {shopper.name.split()[0]}" if shopper.name else ""
+            replies[0].text = f"Here are a few picks for you{who}, based on " + (
+                "what you've been looking at." if shopper.session.positive else "your past orders."
             )
         self.send(dispatcher, replies)
 
@@ -169,9 +235,66 @@ class ActionRecommend(TailorAction):
             events.append(SlotSet("shown", new_shown))
             events.append(SlotSet("seen", list(dict.fromkeys([*seen, *ids]))))
             await asyncio.to_thread(
-                rec.record, "shown", tracker.sender_id, ids, {"criteria": crit.to_slots()}
+                rec.record,
+                "shown",
+                tracker.sender_id,
+                ids,
+                {"criteria": crit.to_slots(), "personalised": shopper.personalised},
+                obs.customer_id,
             )
         return events
+
+    async def _remember_reaction(
+        self,
+        tracker: Tracker,
+        obs: Observation,
+        text: str,
+        shown: Sequence[ShownProduct],
+        positions: Sequence[int],
+    ) -> None:
+        """Store a negative reaction with what it is about, so the ranking demotes it."""
+        reaction = parse_reaction(text)
+        looked_at: ShownProduct | None = None
+        if not positions:
+            before = await self.shopper(tracker, obs)
+            on_screen = {s.id: s for s in shown}
+            for pid, _ in reversed(before.session.positive):
+                if pid in on_screen:
+                    looked_at = on_screen[pid]
+                    break
+        if positions:
+            targets = [shown[i] for i in positions]
+        elif looked_at is not None:
+            targets = [looked_at]
+        elif reaction.aspect == "colour":
+            colours = [s.colour for s in shown if s.colour]
+            top = max(set(colours), key=colours.count) if colours else None
+            targets = [s for s in shown if s.colour == top][:1] if top else []
+        elif reaction.aspect == "price":
+            targets = [min(shown, key=lambda s: s.price or 0.0)]
+        else:
+            targets = list(shown)
+        strength = -obs.sentiment.score if obs.sentiment is not None else 0.5
+        for product in targets:
+            value: Any = None
+            if reaction.aspect == "colour":
+                value = product.colour
+            elif reaction.aspect == "brand":
+                value = product.brand
+            await asyncio.to_thread(
+                self.recommender.record,
+                "feedback",
+                tracker.sender_id,
+                [product.id],
+                {
+                    "polarity": "negative",
+                    "aspect": reaction.aspect,
+                    "value": value,
+                    "text": text[:200],
+                },
+                obs.customer_id,
+                round(-abs(strength), 4),
+            )
 
 
 class ActionShowMore(ActionRecommend):
@@ -192,6 +315,7 @@ class ActionProductDetails(TailorAction):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
+        obs = await self.observe(tracker)
         _, text, entities = self.latest(tracker)
         shown = shown_from_slot(tracker.get_slot("shown"))
         if not shown:
@@ -229,7 +353,9 @@ class ActionProductDetails(TailorAction):
             dispatcher.utter_message(text="Sorry, that product is no longer in the catalog.")
             return []
         self.send(dispatcher, details_replies(details[0], self.rich(tracker)))
-        await asyncio.to_thread(rec.record, "details", tracker.sender_id, [product_id])
+        await asyncio.to_thread(
+            rec.record, "details", tracker.sender_id, [product_id], None, obs.customer_id
+        )
         return []
 
 
@@ -242,6 +368,7 @@ class ActionCompare(TailorAction):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
+        obs = await self.observe(tracker)
         _, text, entities = self.latest(tracker)
         shown = shown_from_slot(tracker.get_slot("shown"))
         if len(shown) < 2:
@@ -270,7 +397,9 @@ class ActionCompare(TailorAction):
             )
             return []
         self.send(dispatcher, comparison_replies(items, positions, self.rich(tracker)))
-        await asyncio.to_thread(rec.record, "compare", tracker.sender_id, ids)
+        await asyncio.to_thread(
+            rec.record, "compare", tracker.sender_id, ids, None, obs.customer_id
+        )
         return []
 
 
@@ -283,6 +412,7 @@ class ActionReset(TailorAction):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
+        await self.observe(tracker)
         dispatcher.utter_message(text="Okay, let's start over. What are you looking for?")
         return [SlotSet(name, None) for name in (*CRITERIA_SLOTS, "shown", "seen")]
 
@@ -296,6 +426,7 @@ class ActionFeedback(TailorAction):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
+        obs = await self.observe(tracker)
         _, text, entities = self.latest(tracker)
         shown = shown_from_slot(tracker.get_slot("shown"))
         if not shown:
@@ -308,7 +439,9 @@ class ActionFeedback(TailorAction):
             "feedback",
             tracker.sender_id,
             ids,
-            {"polarity": "positive", "text": text},
+            {"polarity": "positive", "text": text[:200]},
+            obs.customer_id,
+            obs.sentiment.score if obs.sentiment is not None else None,
         )
         buttons = [quick("Tell me more about the first one", "tell me more about the first one")]
         if len(shown) >= 2:
@@ -332,4 +465,62 @@ class ActionWarmup(TailorAction):
     ) -> list[EventType]:
         rec = await asyncio.to_thread(lambda: self.recommender)
         await asyncio.to_thread(rec.search.search, "warm up", 1, None)
+        await asyncio.to_thread(self.observer.score, "warm up")
+        await asyncio.to_thread(lambda: rec.signals.prices)
+        return []
+
+
+class ActionGreet(TailorAction):
+    """Greet: a returning customer by name, with what they bought last; others generically."""
+
+    def name(self) -> str:
+        return "action_greet"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        obs = await self.observe(tracker)
+        if not obs.identified or not obs.customer_name:
+            dispatcher.utter_message(response="utter_greet")
+            return []
+        shopper = await self.shopper(tracker, obs)
+        first = obs.customer_name.split()[0]
+        text = f"Welcome back, {first}!"
+        buttons = []
+        purchases = sorted(shopper.affinity.purchases, key=lambda p: p.at)
+        if shopper.personalised and purchases:
+            last = purchases[-1]
+            text += f" Last time you bought the {last.title} ({last.at:%B %Y})."
+            buttons.append(quick("Picks for me", "what would you recommend for me?"))
+            leaf = last.category.split(" > ")[-1].lower()
+            buttons.append(quick(f"More {leaf}", f"show me {leaf}"))
+        text += " What are you looking for today?"
+        dispatcher.utter_message(text=text, buttons=buttons or None)
+        return []
+
+
+#: Intents whose reply is a fixed response; :class:`ActionObserve` runs before it.
+HANDOFF_INTENT = "human_handoff"
+
+
+class ActionObserve(TailorAction):
+    """Runs before fixed responses so every message is identified, scored and remembered."""
+
+    def name(self) -> str:
+        return "action_observe"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        obs = await self.observe(tracker)
+        intent, text, _ = self.latest(tracker)
+        if intent == HANDOFF_INTENT:
+            await asyncio.to_thread(
+                self.recommender.record,
+                "handoff",
+                tracker.sender_id,
+                [],
+                {"text": text[:200]},
+                obs.customer_id,
+            )
         return []

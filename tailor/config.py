@@ -59,6 +59,23 @@ class Settings:
     #: HMAC secret shared with the store's site for signed customer tokens ("" = nobody is
     #: identified; every visitor is anonymous).
     customer_token_secret: str = ""
+    #: Ranking weights (see ``tailor.recommend.personal``): review quality, review sentiment,
+    #: personal affinity, segment prior, in-session signals, context, negative reactions,
+    #: same-brand penalty, and MMR's λ (1.0 = no diversity).
+    rank_quality: float = 0.08
+    rank_review_sentiment: float = 0.04
+    rank_affinity: float = 0.22
+    rank_segment: float = 0.06
+    rank_session: float = 0.25
+    rank_context: float = 0.03
+    rank_negative: float = 0.30
+    rank_same_brand: float = 0.03
+    rank_owned: float = 0.15
+    rank_mmr_lambda: float = 0.8
+    #: Demo sign-in on the web page ("Shop as" a demo customer): the web app then signs
+    #: customer tokens itself, playing the store's site. Anyone can then act as any customer,
+    #: so turn it off (``TAILOR_DEMO_LOGIN=false``) wherever the store signs the tokens.
+    demo_login: bool = True
     _given: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -126,6 +143,18 @@ def _field_default(f: dataclasses.Field[Any]) -> Any:
 def _coerce(name: str, f: dataclasses.Field[Any], raw: str) -> Any:
     default = _field_default(f)
     kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    if "bool" in kind or isinstance(default, bool):
+        flag = raw.strip().lower()
+        if flag in {"1", "true", "yes", "on"}:
+            return True
+        if flag in {"0", "false", "no", "off"}:
+            return False
+        raise ValueError(f"TAILOR_{name.upper()} must be true or false, got {raw!r}")
+    if "float" in kind or isinstance(default, float):
+        try:
+            return float(raw)
+        except ValueError as exc:
+            raise ValueError(f"TAILOR_{name.upper()} must be a number, got {raw!r}") from exc
     try:
         if "int" in kind and "Path" not in kind:
             return int(raw)

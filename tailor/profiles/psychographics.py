@@ -75,15 +75,34 @@ _NEGATION = re.compile(
 #: Psychographic segment → the preferences (and browsing tags) that point to it.
 SEGMENTS: dict[str, frozenset[str]] = {
     "conscious consumers": frozenset(
-        {"sustainability", "local", "eco-friendly", "organic", "recycled"}
+        {"sustainability", "local", "eco-friendly", "organic", "recycled", "vegan", "reusable"}
     ),
-    "minimalists": frozenset({"minimal", "classic"}),
-    "trend seekers": frozenset({"bold", "luxury", "designer"}),
+    "minimalists": frozenset({"minimal", "classic", "basics", "everyday", "timeless"}),
+    "trend seekers": frozenset({"bold", "luxury", "designer", "streetwear", "party", "retro"}),
     "active & outdoor": frozenset(
-        {"outdoors", "running", "fitness", "sporty", "waterproof", "breathable"}
+        {
+            "outdoors",
+            "outdoor",
+            "running",
+            "fitness",
+            "sporty",
+            "sport",
+            "waterproof",
+            "breathable",
+            "hiking",
+            "camping",
+            "backpacking",
+            "cycling",
+            "yoga",
+            "trail",
+        }
     ),
-    "tech enthusiasts": frozenset({"tech", "wireless", "smart", "bluetooth"}),
-    "homebodies": frozenset({"home", "family"}),
+    "tech enthusiasts": frozenset(
+        {"tech", "wireless", "smart", "bluetooth", "gaming", "4k", "usb-c", "smartwatch"}
+    ),
+    "homebodies": frozenset(
+        {"home", "family", "living room", "cosy", "bedroom", "cooking", "kids", "home office"}
+    ),
     "value seekers": frozenset({"value for money"}),
     "quality seekers": frozenset({"quality"}),
 }

@@ -136,3 +136,67 @@ def render_sizes(kind: str, sizes: dict[str, int]) -> str:
     for name, n in sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0])):
         lines.append(f"{name:36} {n:9d}")
     return "\n".join(lines)
+
+
+def _browsing_tags(session: Session, customer_ids: list[int] | None = None) -> dict[int, list[str]]:
+    """Tags of the products each customer viewed, clicked, carted or bought."""
+    from sqlalchemy import select
+
+    from tailor.store.models import Event, Product
+
+    stmt = (
+        select(Event.customer_id, Product.tags)
+        .join(Product, Product.id == Event.product_id)
+        .where(
+            Event.customer_id.is_not(None),
+            Event.kind.in_(("view", "click", "cart", "purchase", "details")),
+        )
+    )
+    if customer_ids is not None:
+        stmt = stmt.where(Event.customer_id.in_(customer_ids))
+    out: dict[int, list[str]] = {}
+    for cid, tags in session.execute(stmt):
+        if cid is not None:
+            out.setdefault(int(cid), []).extend(tags or [])
+    return out
+
+
+def _stated(session: Session, customer_ids: list[int] | None = None) -> dict[int, list[str]]:
+    from sqlalchemy import select
+
+    from tailor.store.models import Profile
+
+    stmt = select(Profile.customer_id, Profile.preferences).where(Profile.customer_id.is_not(None))
+    if customer_ids is not None:
+        stmt = stmt.where(Profile.customer_id.in_(customer_ids))
+    return {
+        int(cid): [str(p.get("value")) for p in prefs or [] if p.get("positive", True)]
+        for cid, prefs in session.execute(stmt)
+        if cid is not None
+    }
+
+
+def psychographic_for(session: Session, customer_id: int) -> str:
+    """One customer's psychographic segment from stated preferences and browsing tags."""
+    from tailor.profiles.psychographics import psychographic_segment
+
+    tags = _browsing_tags(session, [customer_id]).get(customer_id, [])
+    stated = _stated(session, [customer_id]).get(customer_id, [])
+    return psychographic_segment(stated, tags, min_signal=2)
+
+
+def assign_psychographic_segments(factory: sessionmaker[Session]) -> dict[str, int]:
+    """Psychographic segments for every customer (stated preferences weigh double the
+    browsing tags; fewer than two signals → "not enough signal"); sizes."""
+    from tailor.profiles.psychographics import psychographic_segment
+
+    with factory.begin() as session:
+        tags = _browsing_tags(session)
+        stated = _stated(session)
+        assigned = {
+            cid: psychographic_segment(stated.get(cid, []), tags.get(cid, []), min_signal=2)
+            for cid in customer_ids(session)
+        }
+        set_segments(session, "psychographic", None, assigned)
+        session.flush()
+        return segment_sizes(session, "psychographic")

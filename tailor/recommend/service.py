@@ -1,38 +1,54 @@
 """The recommendation service: candidates from the index, ranked, with a reason each.
 
-This is where signals meet. In v0 they are relevance, review quality and brand diversity;
-personal and segment signals join here later.
+This is where signals meet: relevance from the index, review quality and sentiment, the
+shopper's affinity, segment prior, in-session signals and context, and MMR diversity — all
+scored by :mod:`tailor.recommend.personal`, from inputs :mod:`tailor.recommend.signals` reads.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from tailor.config import Settings
 from tailor.nlu.vocab import Vocabulary
 from tailor.recommend.criteria import Criteria
+from tailor.recommend.personal import (
+    RankingWeights,
+    Scored,
+    ShopperContext,
+    personal_rank,
+    quality,
+    weighted_centroid,
+)
 from tailor.recommend.reasons import money, reason_for
+from tailor.recommend.signals import SignalBuilder
 from tailor.retrieval import Embedder, Hit, ProductSearch
-from tailor.store import Product, make_session_factory
+from tailor.store import make_session_factory
 from tailor.store.catalog import get_products
 from tailor.store.events import record_events
 
 log = logging.getLogger(__name__)
 
-#: Weights of the ranking signals (relevance is cosine similarity in [-1, 1]).
-QUALITY_WEIGHT = 0.08
-SAME_BRAND_PENALTY = 0.03
-#: Bayesian prior for ratings: a product with few reviews is pulled towards this mean.
-PRIOR_MEAN, PRIOR_COUNT = 4.0, 10
+__all__ = [
+    "ProductDetails",
+    "Recommendation",
+    "Recommender",
+    "Relaxation",
+    "Suggestion",
+    "get_default_recommender",
+    "quality",
+    "set_default_recommender",
+]
 
 
 @dataclass(frozen=True)
@@ -54,6 +70,8 @@ class Suggestion:
     in_stock: bool
     reason: str
     score: float
+    #: The signals behind the score (``{"relevance": 0.61, "affinity": 0.08, ...}``).
+    signals: dict[str, float] = field(default_factory=dict)
 
     def to_card(self) -> dict[str, Any]:
         """The JSON card the widget renders."""
@@ -61,6 +79,7 @@ class Suggestion:
         card["id"] = card.pop("product_id")
         card["price_text"] = money(self.price, self.currency)
         card["score"] = round(self.score, 4)
+        card["signals"] = {k: round(v, 4) for k, v in self.signals.items()}
         return card
 
 
@@ -82,6 +101,9 @@ class Recommendation:
     total_matches: int
     relaxations: list[Relaxation] = field(default_factory=list)
     similar_title: str | None = None
+    #: "for you" when the shopper asked for nothing specific and their profile or session
+    #: chose the products.
+    basis: str | None = None
 
 
 @dataclass(frozen=True)
@@ -113,43 +135,8 @@ class ProductDetails:
         return data
 
 
-def quality(rating: float | None, count: int) -> float:
-    """Bayesian-average rating mapped to [-1, 1] (3/5 → -0.5, 5/5 → 0.5 around the prior)."""
-    r = PRIOR_MEAN if rating is None else float(rating)
-    n = max(0, int(count or 0))
-    avg = (r * n + PRIOR_MEAN * PRIOR_COUNT) / (n + PRIOR_COUNT)
-    return max(-1.0, min(1.0, (avg - 4.0) / 1.0))
-
-
-def rank(
-    hits: Sequence[Hit],
-    products: dict[int, Product],
-    k: int,
-) -> list[tuple[Product, float]]:
-    """Greedy re-rank: relevance + review quality, with a penalty for repeating a brand."""
-    base: list[tuple[Product, float]] = []
-    for hit in hits:
-        p = products.get(hit.product_id)
-        if p is None:
-            continue
-        base.append((p, hit.score + QUALITY_WEIGHT * quality(p.rating, p.review_count)))
-    chosen: list[tuple[Product, float]] = []
-    brand_counts: dict[str, int] = {}
-    pool = list(base)
-    while pool and len(chosen) < k:
-        best_i, best_score = 0, -math.inf
-        for i, (p, s) in enumerate(pool):
-            adjusted = s - SAME_BRAND_PENALTY * brand_counts.get((p.brand or "").lower(), 0)
-            if adjusted > best_score:
-                best_i, best_score = i, adjusted
-        p, _ = pool.pop(best_i)
-        brand_counts[(p.brand or "").lower()] = brand_counts.get((p.brand or "").lower(), 0) + 1
-        chosen.append((p, best_score))
-    return chosen
-
-
 class Recommender:
-    """Finds, ranks and explains products; records what was shown."""
+    """Finds, ranks and explains products for a shopper; records what was shown."""
 
     def __init__(
         self,
@@ -157,11 +144,15 @@ class Recommender:
         session_factory: sessionmaker[Session],
         vocab: Vocabulary,
         k: int = 4,
+        weights: RankingWeights | None = None,
+        signals: SignalBuilder | None = None,
     ) -> None:
         self.search = search
         self.session_factory = session_factory
         self.vocab = vocab
         self.k = k
+        self.weights = weights or RankingWeights()
+        self.signals = signals or SignalBuilder(session_factory)
 
     @classmethod
     def from_settings(cls, settings: Settings, progress: bool = False) -> Recommender:
@@ -177,7 +168,24 @@ class Recommender:
         )
         with factory() as session:
             vocab = Vocabulary.from_session(session)
-        return cls(search, factory, vocab, k=settings.suggestions)
+        return cls(
+            search,
+            factory,
+            vocab,
+            k=settings.suggestions,
+            weights=weights_from_settings(settings),
+            signals=SignalBuilder(factory, session_minutes=settings.session_expiration_minutes),
+        )
+
+    def shopper(
+        self,
+        sender_id: str | None,
+        customer_id: int | None = None,
+        metadata: dict[str, Any] | None = None,
+        now: datetime | None = None,
+    ) -> ShopperContext:
+        """The ranking inputs for this shopper (``customer_id`` only from a verified identity)."""
+        return self.signals.build(sender_id, customer_id, metadata, now)
 
     # -- recommendations -------------------------------------------------------------
     def recommend(
@@ -186,37 +194,62 @@ class Recommender:
         k: int | None = None,
         exclude: Sequence[int] = (),
         avoid: Sequence[int] = (),
+        shopper: ShopperContext | None = None,
+        now: datetime | None = None,
     ) -> Recommendation:
-        """Up to ``k`` products satisfying ``criteria``; never one of ``exclude``.
-
-        Products in ``avoid`` (already seen) are used only when too few others match.
+        """Up to ``k`` products satisfying ``criteria``, ranked for ``shopper``; never one of
+        ``exclude``. Products in ``avoid`` (already seen) are used only when too few others
+        match. Without criteria, a known or active shopper gets products "for you".
         """
         k = k or self.k
+        shopper = shopper or ShopperContext.anonymous()
+        want = max(k * 10, 40)
         flt = criteria.to_filter(exclude_ids=tuple(exclude) + tuple(avoid))
-        want = max(k * 5, 20)
         similar_title: str | None = None
+        basis: str | None = None
         if criteria.similar_to is not None:
             flt = replace(flt, exclude_ids=(*flt.exclude_ids, criteria.similar_to))
-            hits = self.search.similar(criteria.similar_to, want, flt)
             with self.session_factory() as session:
                 ref = get_products(session, [criteria.similar_to])
                 similar_title = ref[0].title if ref else None
-        else:
-            hits = self.search.search(self._query(criteria), want, flt)
+        query = self._query_for(criteria, shopper)
+        if query is None:
+            return Recommendation([], criteria, 0)
+        if isinstance(query, np.ndarray) and criteria.is_empty():
+            basis = "for you"
+        hits = self._candidates(criteria, query, want, flt)
         if len(hits) < k and avoid:
             relaxed = criteria.to_filter(exclude_ids=tuple(exclude))
             if criteria.similar_to is not None:
                 relaxed = replace(relaxed, exclude_ids=(*relaxed.exclude_ids, criteria.similar_to))
-                extra = self.search.similar(criteria.similar_to, want, relaxed)
-            else:
-                extra = self.search.search(self._query(criteria), want, relaxed)
+            extra = self._candidates(criteria, query, want, relaxed)
             have = {h.product_id for h in hits}
             hits = list(hits) + [h for h in extra if h.product_id not in have]
         total = self.search.count(criteria.to_filter(exclude_ids=tuple(exclude)))
         with self.session_factory() as session:
             products = {p.id: p for p in get_products(session, [h.product_id for h in hits])}
-            ranked = rank(hits, products, k)
-            suggestions = [self._suggestion(p, s, criteria, similar_title) for p, s in ranked]
+            candidates = [
+                (products[h.product_id], h.score) for h in hits if h.product_id in products
+            ]
+            vectors = self._vectors(
+                [p.id for p, _ in candidates]
+                + [pid for pid, _ in shopper.session.positive]
+                + [pid for pid, _ in shopper.session.negative]
+            )
+            review_sentiment = {
+                p.id: p.review_sentiment for p, _ in candidates if p.review_sentiment is not None
+            }
+            ranked = personal_rank(
+                candidates,
+                shopper,
+                self.weights,
+                k,
+                vectors,
+                prices=self.signals.prices,
+                review_sentiment=review_sentiment,
+                now=now or datetime.now(UTC),
+            )
+            suggestions = [self._suggestion(s, criteria, similar_title) for s in ranked]
         relaxations = self.relaxations(criteria) if not suggestions else []
         return Recommendation(
             suggestions=suggestions,
@@ -224,14 +257,56 @@ class Recommender:
             total_matches=total,
             relaxations=relaxations,
             similar_title=similar_title,
+            basis=basis,
         )
 
-    def _query(self, criteria: Criteria) -> str:
-        return criteria.query_text() or "popular products"
+    def _query_for(self, criteria: Criteria, shopper: ShopperContext) -> str | np.ndarray | None:
+        """Text of the criteria; without any, the shopper's session or history as a vector."""
+        if criteria.similar_to is not None:
+            return self.search.vector(criteria.similar_to)
+        text = criteria.query_text()
+        if text:
+            return text
+        if shopper.personalised:
+            centroid = weighted_centroid(
+                shopper.session.positive, self._vectors([p for p, _ in shopper.session.positive])
+            )
+            if centroid is not None:
+                return np.asarray(centroid, dtype=np.float32)
+            if shopper.affinity.purchases:
+                recent = sorted(shopper.affinity.purchases, key=lambda p: p.at)[-5:]
+                weighted = [(p.product_id, 1.0 + i) for i, p in enumerate(recent)]
+                centroid = weighted_centroid(
+                    weighted, self._vectors([p.product_id for p in recent])
+                )
+                if centroid is not None:
+                    return np.asarray(centroid, dtype=np.float32)
+        return "popular products" if not criteria.is_empty() else None
+
+    def _candidates(
+        self, criteria: Criteria, query: str | np.ndarray, want: int, flt: Any
+    ) -> list[Hit]:
+        return self.search.search(query, want, flt)
+
+    def _vectors(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
+        out: dict[int, np.ndarray] = {}
+        for pid in dict.fromkeys(ids):
+            try:
+                out[pid] = self.search.vector(pid)
+            except KeyError:
+                continue
+        return out
 
     def _suggestion(
-        self, p: Product, score: float, criteria: Criteria, similar_title: str | None
+        self, scored: Scored, criteria: Criteria, similar_title: str | None
     ) -> Suggestion:
+        p: Any = scored.product
+        factual = reason_for(p, criteria, similar_title)
+        personal = scored.personal_reason()
+        if personal:
+            reason = personal[0].upper() + personal[1:] + "; " + factual[0].lower() + factual[1:]
+        else:
+            reason = factual
         return Suggestion(
             product_id=p.id,
             sku=p.sku,
@@ -246,8 +321,9 @@ class Recommender:
             material=p.material,
             image_url=p.image_url,
             in_stock=p.in_stock,
-            reason=reason_for(p, criteria, similar_title),
-            score=score,
+            reason=reason,
+            score=scored.score,
+            signals={c.signal: c.value for c in scored.contributions},
         )
 
     def relaxations(self, criteria: Criteria, limit: int = 3) -> list[Relaxation]:
@@ -323,13 +399,34 @@ class Recommender:
         sender_id: str | None,
         product_ids: Sequence[int],
         payload: dict[str, Any] | None = None,
+        customer_id: int | None = None,
+        value: float | None = None,
     ) -> None:
-        """Log an event (shown, details, compare, feedback); failures are logged, not raised."""
+        """Log an event (shown, details, compare, feedback, message); failures are logged,
+        not raised. ``customer_id`` only from a verified identity."""
         try:
             with self.session_factory.begin() as session:
-                record_events(session, kind, sender_id, list(product_ids), payload)
+                record_events(
+                    session, kind, sender_id, list(product_ids), payload, customer_id, value
+                )
         except SQLAlchemyError:  # the reply matters more than the log line
             log.exception("could not record %s event for %s", kind, sender_id)
+
+
+def weights_from_settings(settings: Settings) -> RankingWeights:
+    """The ranking weights configured in ``settings`` (``TAILOR_RANK_*``)."""
+    return RankingWeights(
+        quality=settings.rank_quality,
+        review_sentiment=settings.rank_review_sentiment,
+        affinity=settings.rank_affinity,
+        segment=settings.rank_segment,
+        session=settings.rank_session,
+        context=settings.rank_context,
+        negative=settings.rank_negative,
+        same_brand=settings.rank_same_brand,
+        owned=settings.rank_owned,
+        mmr_lambda=settings.rank_mmr_lambda,
+    )
 
 
 _default: Recommender | None = None

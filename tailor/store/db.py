@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -38,9 +38,44 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, **kwargs)
 
 
+class SchemaError(RuntimeError):
+    """The database's schema is older than the code in a way that cannot be added to."""
+
+
+def add_missing_columns(engine: Engine) -> list[str]:
+    """Add columns the models gained since a table was created; the ``table.column`` added.
+
+    Only additive changes are made, and only for columns that may hold NULL (new signals,
+    caches): existing data is never rewritten. Anything else raises :class:`SchemaError`.
+    """
+    inspector = inspect(engine)
+    existing_tables = set(inspector.get_table_names())
+    added: list[str] = []
+    with engine.begin() as conn:
+        for table in Base.metadata.sorted_tables:
+            if table.name not in existing_tables:
+                continue
+            have = {c["name"] for c in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name in have:
+                    continue
+                if not column.nullable or column.primary_key:
+                    raise SchemaError(
+                        f"table {table.name!r} lacks the required column {column.name!r}; "
+                        "this database predates the code, rebuild it (tailor demo) or migrate"
+                    )
+                ddl_type = column.type.compile(dialect=engine.dialect)
+                conn.execute(
+                    text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {ddl_type}')
+                )
+                added.append(f"{table.name}.{column.name}")
+    return added
+
+
 def init_db(engine: Engine) -> None:
-    """Create all tables that do not exist yet."""
+    """Create all tables that do not exist yet and add nullable columns they gained."""
     Base.metadata.create_all(engine)
+    add_missing_columns(engine)
 
 
 def make_session_factory(url_or_engine: str | Engine, create: bool = True) -> sessionmaker[Session]:

@@ -12,7 +12,18 @@ from tailor.store.models import Event
 
 #: Event kinds the system writes; anything else is rejected so typos do not pass silently.
 EVENT_KINDS: frozenset[str] = frozenset(
-    {"shown", "click", "view", "details", "compare", "feedback", "cart", "purchase", "handoff"}
+    {
+        "shown",
+        "click",
+        "view",
+        "details",
+        "compare",
+        "feedback",
+        "cart",
+        "purchase",
+        "handoff",
+        "message",
+    }
 )
 
 

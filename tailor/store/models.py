@@ -10,7 +10,18 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, Numeric, String, Text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -65,6 +76,10 @@ class Product(Base):
     image_url: Mapped[str | None] = mapped_column(String(1024), default=None)
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     content_hash: Mapped[str] = mapped_column(String(40), default="")
+    #: Mean signed sentiment (positive − negative, in [-1, 1]) of the scored reviews, and how
+    #: many were scored; a quality signal next to the star rating (not part of the hash).
+    review_sentiment: Mapped[float | None] = mapped_column(Float, default=None)
+    review_sentiment_count: Mapped[int | None] = mapped_column(Integer, default=None)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     reviews: Mapped[list[Review]] = relationship(
@@ -108,12 +123,15 @@ class Review(Base):
     text: Mapped[str] = mapped_column(Text, default="")
     author: Mapped[str | None] = mapped_column(String(128), default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: Sentiment of ``text`` by the configured model (``None`` until scored).
+    sentiment_label: Mapped[str | None] = mapped_column(String(16), default=None)
+    sentiment_score: Mapped[float | None] = mapped_column(Float, default=None)
 
     product: Mapped[Product] = relationship(back_populates="reviews")
 
 
 class Customer(Base):
-    """A known shopper (demo customers now; identity and profiles come with personalisation)."""
+    """A known shopper of the store, identified by the store's own ``external_id``."""
 
     __tablename__ = "customers"
 
@@ -129,8 +147,50 @@ class Customer(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class Profile(Base):
+    """What Tailor keeps about one shopper: stated preferences and the personalisation consent.
+
+    A visitor gets an anonymous profile keyed by their conversation (``sender_id``); when they
+    identify, it is merged into the customer's profile (``customer_id`` set, one per
+    customer) and deleted.
+    """
+
+    __tablename__ = "profiles"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    customer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), unique=True, default=None
+    )
+    sender_id: Mapped[str | None] = mapped_column(String(128), unique=True, default=None)
+    #: Whether suggestions may use profile, segments and history (opt-out is stored here).
+    personalisation: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: Stated preferences: ``[{"kind", "value", "positive", "evidence", "at"}]``.
+    preferences: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ChannelLink(Base):
+    """A messaging platform's user id linked to a customer (set by the store, not the chat)."""
+
+    __tablename__ = "channel_links"
+    __table_args__ = (Index("ux_channel_links", "channel", "user_id", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[str] = mapped_column(String(128))
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class Event(Base):
-    """Something a shopper did or was shown: ``kind`` is e.g. shown, click, purchase, feedback."""
+    """Something a shopper did or was shown: ``kind`` is e.g. shown, click, purchase, feedback.
+
+    ``message`` events are the shopper's chat messages, with their sentiment label in the
+    payload and the signed score (positive − negative) in ``value``.
+    """
 
     __tablename__ = "events"
     __table_args__ = (Index("ix_events_sender_time", "sender_id", "created_at"),)

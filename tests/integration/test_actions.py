@@ -51,6 +51,7 @@ def tracker(
     entities: list[dict[str, Any]] | None = None,
     slots: dict[str, Any] | None = None,
     channel: str = "rest",
+    sender: str = "test-user",
 ) -> Tracker:
     """A tracker as the Rasa server would send it, after one user message."""
     values = {name: None for name in SLOTS}
@@ -62,7 +63,7 @@ def tracker(
     }
     return Tracker.from_dict(
         {
-            "sender_id": "test-user",
+            "sender_id": sender,
             "slots": values,
             "latest_message": latest,
             "events": [
@@ -191,8 +192,10 @@ async def test_impossible_request_says_so_and_offers_relaxations(recommender: Re
 
 async def test_generic_request_asks_what_to_find(recommender: Recommender) -> None:
     d, slots = await run(
-        ActionRecommend(recommender), tracker("can you recommend something?", "ask_recommendation")
+        ActionRecommend(recommender),
+        tracker("can you recommend something?", "ask_recommendation", sender="new-visitor"),
     )
+    # A new visitor with no history or session: nothing to go on, so ask.
     assert d.messages[0].get("response") == "utter_ask_what"
     assert not slots
 

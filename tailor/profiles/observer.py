@@ -1,0 +1,214 @@
+"""What every shopper message teaches us: who sent it, how they feel, what they value.
+
+:meth:`Observer.observe` runs once per user message (the action server calls it before the
+action's own work). It
+
+1. resolves the identity from the channel metadata only — a valid signed customer token, or
+   a messaging platform user id the store linked to a customer — never from the text;
+2. adopts the visitor's anonymous profile and events into the customer's when they identify;
+3. scores the message's sentiment and stores it with a ``message`` event;
+4. stores preferences the shopper states about themselves ("I care about sustainability"),
+   and updates their psychographic segment.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from tailor.profiles.identity import Identity, identify
+from tailor.profiles.psychographics import extract_preferences
+from tailor.profiles.segments import psychographic_for
+from tailor.store.events import record_events
+from tailor.store.models import utcnow
+from tailor.store.profiles import (
+    add_preferences,
+    customer_by_external_id,
+    customer_for_channel_user,
+    link_sender,
+    profile_for,
+)
+from tailor.store.segments import set_segments
+
+log = logging.getLogger(__name__)
+
+#: Channels whose sender id is a platform-verified user id (linkable to a customer).
+PLATFORM_CHANNELS = frozenset({"telegram", "facebook", "slack", "twilio", "whatsapp", "messenger"})
+#: Stored message text is cut to this many characters.
+MAX_STORED_TEXT = 500
+
+
+@dataclass(frozen=True)
+class MessageSentiment:
+    """The sentiment of one message."""
+
+    label: str
+    score: float
+    scores: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What :meth:`Observer.observe` learnt from one message."""
+
+    identity: Identity
+    customer_id: int | None = None
+    customer_name: str | None = None
+    sentiment: MessageSentiment | None = None
+    preferences: tuple[dict[str, Any], ...] = ()
+    linked: bool = False
+
+    @property
+    def identified(self) -> bool:
+        """True when a verified customer is speaking."""
+        return self.customer_id is not None
+
+
+class Observer:
+    """Identity, sentiment and stated preferences of each message (thread-safe)."""
+
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        secret: str | bytes | None,
+        sentiment_model: Any | None = None,
+    ) -> None:
+        self.session_factory = session_factory
+        self.secret = secret or None
+        self._model = sentiment_model
+        self._lock = threading.Lock()
+
+    @property
+    def sentiment_model(self) -> Any:
+        """The sentiment model, loaded on first use (not at import or construction)."""
+        with self._lock:
+            if self._model is None:
+                from tailor.sentiment import SentimentModel, default_model_path
+
+                self._model = SentimentModel.load(default_model_path())
+            return self._model
+
+    def score(self, text: str) -> MessageSentiment | None:
+        """Sentiment of ``text`` (None for empty text or button payloads)."""
+        text = (text or "").strip()
+        if not text or text.startswith("/"):
+            return None
+        s = self.sentiment_model(text)
+        return MessageSentiment(s.label, float(s.score), dict(s.scores))
+
+    def resolve(
+        self,
+        session: Session,
+        sender_id: str,
+        channel: str | None,
+        metadata: Mapping[str, Any] | None,
+    ) -> tuple[Identity, int | None, str | None]:
+        """The verified identity of a message and the customer's internal id and name."""
+        ident = identify(sender_id, metadata, self.secret)
+        if ident.kind == "customer" and ident.customer_id:
+            customer = customer_by_external_id(session, ident.customer_id)
+            if customer is None:
+                # A valid token for a customer this store does not know: stay anonymous.
+                return (
+                    Identity(kind="anonymous", sender_id=sender_id, error="unknown customer"),
+                    None,
+                    None,
+                )
+            return ident, customer.id, customer.name
+        if channel in PLATFORM_CHANNELS:
+            linked = customer_for_channel_user(session, channel, sender_id)
+            if linked is not None:
+                return (
+                    Identity(kind="customer", sender_id=sender_id, customer_id=linked.external_id),
+                    linked.id,
+                    linked.name,
+                )
+        return ident, None, None
+
+    def identify_only(
+        self, sender_id: str, channel: str | None, metadata: Mapping[str, Any] | None
+    ) -> Observation:
+        """Resolve identity without recording anything (for actions that only read)."""
+        with self.session_factory() as session:
+            ident, cid, name = self.resolve(session, sender_id, channel, metadata)
+        return Observation(identity=ident, customer_id=cid, customer_name=name)
+
+    def observe(
+        self,
+        sender_id: str,
+        text: str,
+        intent: str | None = None,
+        channel: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Observation:
+        """Identify, score and remember one user message; storage errors are logged."""
+        sentiment = None
+        try:
+            sentiment = self.score(text)
+        except Exception:  # a broken model must not break the conversation
+            log.exception("sentiment scoring failed")
+        prefs = [
+            {
+                "kind": p.kind,
+                "value": p.value,
+                "positive": p.positive,
+                "evidence": p.evidence[:200],
+                "at": utcnow().isoformat(),
+            }
+            for p in extract_preferences(text or "")
+        ]
+        try:
+            with self.session_factory.begin() as session:
+                ident, cid, name = self.resolve(session, sender_id, channel, metadata)
+                linked = link_sender(session, sender_id, cid) if cid is not None else False
+                payload: dict[str, Any] = {
+                    "intent": intent,
+                    "text": (text or "")[:MAX_STORED_TEXT],
+                    "channel": channel,
+                }
+                if ident.error:
+                    payload["identity_error"] = ident.error
+                if sentiment is not None:
+                    payload["sentiment"] = sentiment.label
+                    payload["sentiment_scores"] = {
+                        k: round(v, 4) for k, v in sentiment.scores.items()
+                    }
+                for key in ("device", "local_hour", "tz"):
+                    if metadata and key in metadata:
+                        payload[key] = metadata[key]
+                record_events(
+                    session,
+                    "message",
+                    sender_id,
+                    [],
+                    payload,
+                    customer_id=cid,
+                    value=sentiment.score if sentiment is not None else None,
+                )
+                if prefs:
+                    profile = profile_for(session, sender_id, cid)
+                    assert profile is not None
+                    add_preferences(session, profile, prefs)
+                    if cid is not None:
+                        session.flush()
+                        segment = psychographic_for(session, cid)
+                        set_segments(session, "psychographic", None, {cid: segment})
+        except SQLAlchemyError:
+            log.exception("could not store the observation of a message from %s", sender_id)
+            with self.session_factory() as session:
+                ident, cid, name = self.resolve(session, sender_id, channel, metadata)
+            linked = False
+        return Observation(
+            identity=ident,
+            customer_id=cid,
+            customer_name=name,
+            sentiment=sentiment,
+            preferences=tuple(prefs),
+            linked=linked,
+        )
