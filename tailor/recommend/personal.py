@@ -173,6 +173,8 @@ class SessionSignals:
     negative_brands: dict[str, float] = field(default_factory=dict)
     price_ceiling: float | None = None
     titles: dict[int, str] = field(default_factory=dict)
+    #: Products the shopper said they liked (the rest of ``positive`` they looked at).
+    liked: set[int] = field(default_factory=set)
 
     def is_empty(self) -> bool:
         """True when nothing in the session says anything about taste."""
@@ -384,7 +386,8 @@ def score_candidate(
             if value > 0 and sess.positive:
                 anchor = sess.positive[-1][0]
                 title = sess.titles.get(anchor)
-                reason = f"because you looked at the {title}" if title else None
+                verb = "liked" if anchor in sess.liked else "looked at"
+                reason = f"because you {verb} the {title}" if title else None
             parts.append(Contribution("session", value, reason))
         penalty = 0.0
         if product.colour and sess.negative_colours:

@@ -221,6 +221,7 @@ def session_from_events(events: Sequence[SessionEvent]) -> SessionSignals:
                 continue
             if polarity == "positive":
                 sig.positive.append((ev.product_id, 1.5 * recency))
+                sig.liked.add(ev.product_id)
                 continue
             if polarity != "negative":
                 continue

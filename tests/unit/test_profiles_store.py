@@ -1,0 +1,110 @@
+"""Profiles: anonymous → customer adoption, consent, preferences, channel links (SQLite)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import inspect, select, text
+
+from tailor.store import make_engine, make_session_factory
+from tailor.store.db import add_missing_columns
+from tailor.store.events import record_events
+from tailor.store.models import Customer, Event, Profile
+from tailor.store.profiles import (
+    add_preferences,
+    customer_by_external_id,
+    customer_for_channel_user,
+    link_channel_user,
+    link_sender,
+    merge_preferences,
+    profile_for,
+    set_personalisation,
+)
+
+
+def _factory(tmp_path: Path):  # type: ignore[no-untyped-def]
+    factory = make_session_factory(f"sqlite:///{tmp_path / 't.db'}")
+    with factory.begin() as s:
+        s.add_all(
+            [
+                Customer(external_id="cust-0001", name="Emma Smith"),
+                Customer(external_id="cust-0002", name="Noah Jones"),
+            ]
+        )
+    return factory
+
+
+def test_anonymous_profile_is_adopted_when_the_visitor_identifies(tmp_path: Path) -> None:
+    factory = _factory(tmp_path)
+    with factory.begin() as s:
+        anon = profile_for(s, "visitor-1", None)
+        assert anon is not None and anon.customer_id is None
+        add_preferences(s, anon, [{"kind": "value", "value": "sustainability", "positive": True}])
+        set_personalisation(s, anon, False)
+        record_events(s, "message", "visitor-1", [], {"text": "hi"})
+        record_events(s, "message", "visitor-2", [], {"text": "someone else"})
+    with factory.begin() as s:
+        emma = customer_by_external_id(s, "cust-0001")
+        assert emma is not None
+        own = profile_for(s, "other-conversation", emma.id)
+        assert own is not None
+        add_preferences(s, own, [{"kind": "style", "value": "minimal", "positive": True}])
+        assert link_sender(s, "visitor-1", emma.id)
+    with factory() as s:
+        profiles = list(s.scalars(select(Profile)))
+        assert len(profiles) == 1  # the anonymous one was merged and removed
+        prof = profiles[0]
+        assert prof.customer_id == emma.id
+        assert {p["value"] for p in prof.preferences} == {"minimal", "sustainability"}
+        assert prof.personalisation is False  # an opt-out survives the merge
+        owners = dict(s.execute(select(Event.sender_id, Event.customer_id)).all())
+        assert owners == {"visitor-1": emma.id, "visitor-2": None}
+    # Nothing to adopt the second time.
+    with factory.begin() as s:
+        assert not link_sender(s, "visitor-1", emma.id)
+
+
+def test_merge_preferences_later_statement_wins() -> None:
+    merged = merge_preferences(
+        [{"kind": "style", "value": "bold", "positive": True}],
+        [
+            {"kind": "style", "value": "bold", "positive": False},
+            {"kind": "value", "value": "quality", "positive": True},
+        ],
+    )
+    assert merged == [
+        {"kind": "style", "value": "bold", "positive": False},
+        {"kind": "value", "value": "quality", "positive": True},
+    ]
+
+
+def test_channel_links(tmp_path: Path) -> None:
+    factory = _factory(tmp_path)
+    with factory.begin() as s:
+        noah = customer_by_external_id(s, "cust-0002")
+        assert noah is not None
+        link_channel_user(s, "telegram", "123456", noah.id)
+    with factory() as s:
+        linked = customer_for_channel_user(s, "telegram", "123456")
+        assert linked is not None and linked.external_id == "cust-0002"
+        assert customer_for_channel_user(s, "telegram", "999") is None
+        assert customer_for_channel_user(s, "facebook", "123456") is None
+
+
+def test_old_database_gains_new_nullable_columns(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "CREATE TABLE reviews (id INTEGER PRIMARY KEY, product_id INTEGER, "
+                "rating INTEGER, text TEXT, author VARCHAR(128), created_at DATETIME)"
+            )
+        )
+        conn.execute(text("INSERT INTO reviews (product_id, rating, text) VALUES (1, 5, 'ok')"))
+    make_session_factory(engine)  # creates missing tables, adds missing columns
+    cols = {c["name"] for c in inspect(engine).get_columns("reviews")}
+    assert {"sentiment_label", "sentiment_score"} <= cols
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT text, sentiment_label FROM reviews")).one() == ("ok", None)
+    assert add_missing_columns(engine) == []  # idempotent
