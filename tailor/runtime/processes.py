@@ -17,7 +17,13 @@ from pathlib import Path
 import httpx
 
 from tailor.config import PROJECT_ROOT, Settings
-from tailor.runtime.rasa import copy_credentials, rasa_env, rasa_executable, write_endpoints
+from tailor.runtime.rasa import (
+    bot_pythonpath,
+    copy_credentials,
+    rasa_env,
+    rasa_executable,
+    write_endpoints,
+)
 
 
 class ServiceError(RuntimeError):
@@ -122,6 +128,10 @@ def tailor_env(settings: Settings) -> dict[str, str]:
             "TAILOR_INDEX_BACKEND": settings.index_backend,
             "TAILOR_RASA_URL": settings.rasa_url,
             "TAILOR_SUGGESTIONS": str(settings.suggestions),
+            # The action server verifies customer tokens and the web app signs demo ones:
+            # both must hold the same secret ("" = nobody is identified).
+            "TAILOR_CUSTOMER_TOKEN_SECRET": settings.customer_token_secret,
+            "TAILOR_DEMO_LOGIN": "true" if settings.demo_login else "false",
             "HF_HUB_OFFLINE": "1",
             "TRANSFORMERS_OFFLINE": "1",
             "TOKENIZERS_PARALLELISM": "false",
@@ -182,7 +192,7 @@ def rasa_server(settings: Settings, model: Path, token: str | None = None) -> Se
         cmd=cmd,
         log_path=Path(settings.home) / "logs" / "rasa.log",
         ready=lambda: _rasa_model_loaded(settings, token),
-        env=rasa_env(),
+        env=rasa_env(bot_pythonpath(settings)),
         cwd=Path(settings.bot_dir),
     )
     service.env["TAILOR_RASA_TOKEN"] = token

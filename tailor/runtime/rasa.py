@@ -39,7 +39,8 @@ def rasa_executable(settings: Settings) -> Path:
 
 
 def rasa_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """Environment for Rasa processes: telemetry off, quiet TensorFlow, our settings passed on."""
+    """Environment for Rasa processes: telemetry off, quiet TensorFlow, our settings passed on
+    (except the customer-token secret, which Rasa never needs)."""
     env = dict(os.environ)
     env.update(
         {
@@ -50,7 +51,18 @@ def rasa_env(extra: dict[str, str] | None = None) -> dict[str, str]:
         }
     )
     env.update(extra or {})
+    # Rasa only passes the customer token on; the action server and the web app verify it.
+    env.pop("TAILOR_CUSTOMER_TOKEN_SECRET", None)
     return env
+
+
+def bot_pythonpath(settings: Settings) -> dict[str, str]:
+    """``PYTHONPATH`` with the bot folder first, so Rasa imports our channels (``credentials.yml``
+    names ``tailor_channels.TailorRestInput``) whatever folder it is started from."""
+    parts = [str(Path(settings.bot_dir).resolve())]
+    if os.environ.get("PYTHONPATH"):
+        parts.append(os.environ["PYTHONPATH"])
+    return {"PYTHONPATH": os.pathsep.join(parts)}
 
 
 def training_inputs(bot_dir: Path) -> list[Path]:
@@ -163,7 +175,11 @@ def write_endpoints(settings: Settings, path: Path) -> Path:
 
 
 def copy_credentials(settings: Settings, path: Path) -> Path:
-    """The channel credentials (REST and socket.io) used for this run."""
+    """The channel credentials (REST with metadata, socket.io) used for this run.
+
+    The REST channel is ``tailor_channels.TailorRestInput`` from the bot folder; the Rasa
+    service gets that folder on its ``PYTHONPATH`` (:func:`bot_pythonpath`).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(Path(settings.bot_dir) / "credentials.yml", path)
     return path

@@ -1,43 +1,106 @@
 """The shopper's web page and its small API.
 
 The page talks to this app, not to Rasa directly: one origin, input validated here, the
-Rasa API token kept server-side, and a place for identity and event capture to grow.
+Rasa API token kept server-side. Besides the chat proxy and history it records what the
+shopper does with the cards (``/api/events``), keeps their personalisation choice
+(``/api/profile/consent``) and, in the demo, signs them in as a demo customer
+(``/api/demo/*``, playing the store's site).
+
+Identity: the page sends the store's signed ``customer_token`` with every message; this app
+passes it to Rasa as message metadata untouched (the action server verifies it) and verifies
+it itself only where it writes on a customer's behalf (events, consent).
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import AsyncIterator
+import threading
+import zoneinfo
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import FastAPI, Header, HTTPException, Query
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
+from sqlalchemy.orm import Session, sessionmaker
 
 from tailor.config import Settings
+from tailor.profiles.identity import MIN_SECRET_BYTES, identify, sign_customer_token
+from tailor.profiles.segments import refresh_customer
+from tailor.store import make_session_factory
+from tailor.store.catalog import get_product
+from tailor.store.events import record_events
+from tailor.store.models import Customer, Profile
+from tailor.store.profiles import customer_by_external_id, profile_for, set_personalisation
+from tailor.web.demo import DEMO_TOKEN_TTL, demo_customer_list
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 SENDER_RE = re.compile(r"^[A-Za-z0-9_.:-]{6,128}$")
+SENDER_RULE = "sender must be 6-128 characters of letters, digits, _ . : -"
 MAX_MESSAGE_CHARS = 2000
+#: Longest customer token accepted (the same bound the verifier applies).
+MAX_TOKEN_CHARS = 4096
+TOKEN_RE = re.compile(r"^[A-Za-z0-9_.=-]*$")
+TZ_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2}$")
+#: Event kinds the page (and a store's backend) may post; ``purchase`` needs a valid token.
+PageEventKind = Literal["click", "view", "cart", "purchase"]
+
+
+@lru_cache(maxsize=1)
+def _known_time_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def _check_sender(v: str) -> str:
+    if not SENDER_RE.match(v):
+        raise ValueError(SENDER_RULE)
+    return v
+
+
+def _check_token(v: str | None) -> str | None:
+    if v is None or v == "":
+        return None
+    if not TOKEN_RE.match(v):
+        raise ValueError("customer_token must be a signed token (letters, digits, _ - . =)")
+    return v
+
+
+class ChatContext(BaseModel):
+    """What the page knows about the shopper's situation; each field optional."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    device: Literal["mobile", "desktop", "tablet"] | None = None
+    local_hour: int | None = Field(default=None, ge=0, le=23, strict=True)
+    tz: str | None = Field(default=None, max_length=64, description="IANA time zone name")
+
+    @field_validator("tz")
+    @classmethod
+    def _tz_ok(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        known = _known_time_zones()
+        if not TZ_RE.match(v) or (known and v not in known):
+            raise ValueError("tz must be an IANA time zone name such as Europe/Berlin")
+        return v
 
 
 class ChatIn(BaseModel):
-    """A shopper's message from the page."""
+    """A shopper's message from the page, with the store's token and the page's context."""
 
     sender: str = Field(description="Conversation id kept by the page")
     message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
+    customer_token: str | None = Field(default=None, max_length=MAX_TOKEN_CHARS)
+    context: ChatContext | None = None
 
-    @field_validator("sender")
-    @classmethod
-    def _sender_ok(cls, v: str) -> str:
-        if not SENDER_RE.match(v):
-            raise ValueError("sender must be 6-128 characters of letters, digits, _ . : -")
-        return v
+    _sender_ok = field_validator("sender")(_check_sender)
+    _token_ok = field_validator("customer_token")(_check_token)
 
     @field_validator("message")
     @classmethod
@@ -46,6 +109,50 @@ class ChatIn(BaseModel):
         if not v:
             raise ValueError("message must not be blank")
         return v
+
+    def metadata(self) -> dict[str, Any]:
+        """The message metadata for Rasa: token and context keys that are set."""
+        out: dict[str, Any] = {}
+        if self.customer_token:
+            out["customer_token"] = self.customer_token
+        if self.context is not None:
+            out.update(self.context.model_dump(exclude_none=True))
+        return out
+
+
+class EventIn(BaseModel):
+    """Something the shopper did with a product card (or a purchase, from a store)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sender: str
+    kind: PageEventKind
+    product_id: int = Field(gt=0, strict=True)
+    customer_token: str | None = Field(default=None, max_length=MAX_TOKEN_CHARS)
+
+    _sender_ok = field_validator("sender")(_check_sender)
+    _token_ok = field_validator("customer_token")(_check_token)
+
+
+class ConsentIn(BaseModel):
+    """The shopper's choice about personalised suggestions."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sender: str
+    personalisation: StrictBool
+    customer_token: str | None = Field(default=None, max_length=MAX_TOKEN_CHARS)
+
+    _sender_ok = field_validator("sender")(_check_sender)
+    _token_ok = field_validator("customer_token")(_check_token)
+
+
+class DemoTokenIn(BaseModel):
+    """Which demo customer to sign in as."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    external_id: str = Field(min_length=1, max_length=128)
 
 
 def history_from_tracker(tracker: dict[str, Any]) -> list[dict[str, Any]]:
@@ -74,11 +181,54 @@ def history_from_tracker(tracker: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+class _LazySessions:
+    """A session factory built on first use, so the page and chat work before the DB is
+    touched (and a test app without a database never opens one)."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._factory: sessionmaker[Session] | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> sessionmaker[Session]:
+        with self._lock:
+            if self._factory is None:
+                self._factory = make_session_factory(self._url)
+            return self._factory
+
+
+def _verified_customer(
+    session: Session, sender: str, token: str | None, secret: str
+) -> tuple[Customer | None, str | None]:
+    """The stored customer a token names if it verifies, else ``(None, why not)``."""
+    if not token:
+        return None, None
+    if not secret:
+        return None, "no customer token secret is configured"
+    who = identify(sender, {"customer_token": token}, secret)
+    if who.kind != "customer" or who.customer_id is None:
+        return None, who.error or "invalid token"
+    customer = customer_by_external_id(session, who.customer_id)
+    if customer is None:
+        return None, "unknown customer"
+    return customer, None
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app; the Rasa URL and API token come from settings / environment."""
+    """Build the app; the Rasa URL, database and token secret come from settings / environment.
+
+    The database session factory is built lazily on the first request that needs it.
+    """
     settings = settings or Settings.load()
+    secret = settings.customer_token_secret
+    if secret and len(secret.encode("utf-8")) < MIN_SECRET_BYTES:
+        raise ValueError(
+            f"the customer token secret must be at least {MIN_SECRET_BYTES} bytes; "
+            "set TAILOR_CUSTOMER_TOKEN_SECRET to a long random value"
+        )
     token = os.environ.get("TAILOR_RASA_TOKEN", "")
     client = httpx.AsyncClient(base_url=settings.rasa_url, timeout=30.0)
+    sessions: Callable[[], sessionmaker[Session]] = _LazySessions(settings.database_url)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -101,10 +251,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.post("/api/chat")
     async def chat(body: ChatIn) -> JSONResponse:
+        """Forward a message to Rasa's REST webhook with the token and context as metadata."""
         try:
             resp = await client.post(
                 "/webhooks/rest/webhook",
-                json={"sender": body.sender, "message": body.message},
+                json={"sender": body.sender, "message": body.message, "metadata": body.metadata()},
             )
         except httpx.HTTPError as exc:
             raise HTTPException(
@@ -117,7 +268,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/api/history")
     async def history(sender: str = Query(...)) -> dict[str, Any]:
         if not SENDER_RE.match(sender):
-            raise HTTPException(422, "sender must be 6-128 characters of letters, digits, _ . : -")
+            raise HTTPException(422, SENDER_RULE)
         try:
             resp = await client.get(
                 f"/conversations/{sender}/tracker",
@@ -130,6 +281,106 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if resp.status_code != 200:
             raise HTTPException(502, f"The assistant answered with HTTP {resp.status_code}.")
         return {"messages": history_from_tracker(resp.json())}
+
+    @app.post("/api/events")
+    def post_event(body: EventIn) -> dict[str, Any]:
+        """Record a click, view or cart event (purchases only for a verified customer).
+
+        The event carries the customer only when the token verifies; otherwise it is the
+        anonymous conversation's. After a purchase the customer's segment is refreshed.
+        """
+        with sessions().begin() as session:
+            product = get_product(session, body.product_id)
+            if product is None:
+                raise HTTPException(404, f"No product with id {body.product_id}.")
+            customer, why = _verified_customer(session, body.sender, body.customer_token, secret)
+            if body.kind == "purchase" and customer is None:
+                raise HTTPException(
+                    403,
+                    "A purchase needs a valid customer token"
+                    + (f" ({why})." if why else "; none was sent."),
+                )
+            record_events(
+                session,
+                body.kind,
+                body.sender,
+                [product.id],
+                payload={"source": "web"},
+                customer_id=customer.id if customer else None,
+                value=float(product.price) if body.kind == "purchase" else None,
+            )
+            if body.kind == "purchase" and customer is not None:
+                session.flush()
+                refresh_customer(session, customer.id)
+        return {"ok": True}
+
+    def _consent(
+        session: Session, sender: str, token: str | None, create: bool
+    ) -> tuple[Profile | None, dict[str, Any]]:
+        """The profile a message from ``sender`` with ``token`` would use, and who it is."""
+        customer, why = _verified_customer(session, sender, token, secret)
+        prof = profile_for(session, sender, customer.id if customer else None, create=create)
+        out: dict[str, Any] = {"identity": "customer" if customer else "anonymous"}
+        if why:
+            out["token_error"] = why
+        return prof, out
+
+    @app.get("/api/profile/consent")
+    def get_consent(
+        sender: str = Query(...),
+        x_customer_token: str | None = Header(default=None, max_length=MAX_TOKEN_CHARS),
+    ) -> dict[str, Any]:
+        """Whether suggestions may be personalised, for the profile a message would use.
+
+        The token travels in the ``X-Customer-Token`` header, not the URL (logs, history).
+        Nothing is stored: a profile that does not exist yet reads as the default (allowed).
+        """
+        if not SENDER_RE.match(sender):
+            raise HTTPException(422, SENDER_RULE)
+        try:
+            tok = _check_token(x_customer_token)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from exc
+        with sessions().begin() as session:
+            prof, out = _consent(session, sender, tok, create=False)
+            out["personalisation"] = True if prof is None else bool(prof.personalisation)
+        return out
+
+    @app.post("/api/profile/consent")
+    def post_consent(body: ConsentIn) -> dict[str, Any]:
+        """Store the choice on the customer's profile (valid token) or the visitor's."""
+        with sessions().begin() as session:
+            prof, out = _consent(session, body.sender, body.customer_token, create=True)
+            if prof is None:  # pragma: no cover - profile_for creates when asked to
+                raise HTTPException(500, "No profile could be created.")
+            set_personalisation(session, prof, body.personalisation)
+            out["personalisation"] = bool(prof.personalisation)
+        return out
+
+    if settings.demo_login:
+
+        @app.get("/api/demo/customers")
+        def demo_customers() -> dict[str, Any]:
+            """A few demo customers spanning the segments, for the page's "Shop as" list."""
+            with sessions().begin() as session:
+                return {"customers": demo_customer_list(session)}
+
+        @app.post("/api/demo/token")
+        def demo_token(body: DemoTokenIn) -> dict[str, Any]:
+            """Sign a customer token for a demo customer, as the store's site would."""
+            if not secret:
+                raise HTTPException(
+                    503,
+                    "Demo sign-in needs a customer token secret: set "
+                    "TAILOR_CUSTOMER_TOKEN_SECRET (`tailor run` generates one).",
+                )
+            with sessions().begin() as session:
+                customer = customer_by_external_id(session, body.external_id)
+                if customer is None:
+                    raise HTTPException(404, f"No customer with external id {body.external_id!r}.")
+                name = customer.name
+            signed = sign_customer_token(body.external_id, secret, ttl_seconds=DEMO_TOKEN_TTL)
+            return {"token": signed, "name": name, "expires_in": DEMO_TOKEN_TTL}
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
