@@ -200,3 +200,40 @@ def assign_psychographic_segments(factory: sessionmaker[Session]) -> dict[str, i
         set_segments(session, "psychographic", None, assigned)
         session.flush()
         return segment_sizes(session, "psychographic")
+
+
+@dataclass(frozen=True)
+class SegmentsReport:
+    """All four segmentations of one refit."""
+
+    behavioural: FitReport
+    rules: dict[str, dict[str, int]]
+    psychographic: dict[str, int]
+
+    def render(self) -> str:
+        """The behavioural table, then the rule-based and psychographic sizes."""
+        parts = [self.behavioural.render()]
+        for kind, sizes in self.rules.items():
+            parts.append(render_sizes(kind, sizes))
+        parts.append(
+            render_sizes("psychographic", self.psychographic).replace(
+                "(rules)", "(stated preferences ×2 + browsing tags)"
+            )
+        )
+        return "\n\n".join(parts)
+
+
+def fit_all_segments(
+    factory: sessionmaker[Session], reference: datetime | None = None, seed: int = 42
+) -> SegmentsReport:
+    """Refit behavioural segments and reassign demographic, geographic and psychographic."""
+    behavioural = fit_behavioural(factory, reference=reference, seed=seed)
+    rules = assign_rule_segments(factory)
+    psychographic = assign_psychographic_segments(factory)
+    return SegmentsReport(behavioural=behavioural, rules=rules, psychographic=psychographic)
+
+
+def has_segments(factory: sessionmaker[Session]) -> bool:
+    """Whether a behavioural model has been fitted on this database."""
+    with factory() as session:
+        return latest_segment_model(session, KIND) is not None
