@@ -133,12 +133,14 @@ class Affinity:
 class SegmentPrior:
     """What customers in the shopper's segments buy, as lifts over all customers.
 
-    ``lifts`` maps a segment's display name to ``(category lifts, brand lifts)``, each
+    ``lifts`` maps ``(kind, segment name)`` to ``(category lifts, brand lifts)``, each
     log(share among that segment's customers / share among everyone) for a leaf path or a
     lower-case brand (smoothed, so small segments do not shout).
     """
 
-    lifts: dict[str, tuple[dict[str, float], dict[str, float]]] = field(default_factory=dict)
+    lifts: dict[tuple[str, str], tuple[dict[str, float], dict[str, float]]] = field(
+        default_factory=dict
+    )
 
     def is_empty(self) -> bool:
         """True when the shopper is in no segment with purchase data."""
@@ -150,7 +152,7 @@ class SegmentPrior:
         if not self.lifts:
             return 0.0, None
         values: list[tuple[float, str]] = []
-        for name, (cats, brands) in self.lifts.items():
+        for (_kind, name), (cats, brands) in self.lifts.items():
             lift = cats.get(category, 0.0) + 0.5 * brands.get((brand or "").lower(), 0.0)
             values.append((math.tanh(lift), name))
         mean = sum(v for v, _ in values) / len(values)
@@ -423,39 +425,36 @@ def mmr_select(
     """Greedy maximal-marginal-relevance selection with a same-brand penalty.
 
     Each step picks the candidate maximising ``λ·score − (1−λ)·max cos(candidate, chosen)
-    − same_brand·(products of its brand already chosen)``; the returned ``score`` is that
-    adjusted value, so it is non-increasing down the list only approximately.
+    − same_brand·(products of its brand already chosen)`` (ties: input order). The running
+    maximum similarity is kept as an array, so a step costs one matrix-vector product.
+    Returned items keep their own (unadjusted) scores.
     """
     lam = weights.mmr_lambda
-    pool = list(scored)
-    unit: dict[int, np.ndarray] = {}
-    for s in pool:
+    n = len(scored)
+    if n == 0 or k <= 0:
+        return []
+    dim = next((len(v) for v in vectors.values()), 0)
+    units = np.zeros((n, max(dim, 1)), dtype=np.float32)
+    for i, s in enumerate(scored):
         vec = vectors.get(s.product.id)
         if vec is not None:
-            n = float(np.linalg.norm(vec))
-            unit[s.product.id] = vec / n if n > 0 else vec
+            norm = float(np.linalg.norm(vec))
+            units[i] = vec / norm if norm > 0 else vec
+    base = lam * np.array([s.score for s in scored], dtype=np.float64)
+    brands = [(s.product.brand or "").lower() for s in scored]
+    max_sim = np.zeros(n, dtype=np.float64)  # running max similarity to the chosen ones
+    penalty = np.zeros(n, dtype=np.float64)  # same-brand penalty so far
+    free = np.ones(n, dtype=bool)
     chosen: list[Scored] = []
-    brand_counts: dict[str, int] = {}
-    while pool and len(chosen) < k:
-        best_i, best = 0, -math.inf
-        for i, cand in enumerate(pool):
-            sim = 0.0
-            cu = unit.get(cand.product.id)
-            if cu is not None:
-                for c in chosen:
-                    other = unit.get(c.product.id)
-                    if other is not None:
-                        sim = max(sim, float(cu @ other))
-            brand = (cand.product.brand or "").lower()
-            value = (
-                lam * cand.score - (1 - lam) * sim - weights.same_brand * brand_counts.get(brand, 0)
-            )
-            if value > best:
-                best_i, best = i, value
-        pick = pool.pop(best_i)
-        brand = (pick.product.brand or "").lower()
-        brand_counts[brand] = brand_counts.get(brand, 0) + 1
-        chosen.append(pick)
+    while free.any() and len(chosen) < k:
+        value = base - (1 - lam) * max_sim - penalty
+        value[~free] = -np.inf
+        pick = int(np.argmax(value))  # first maximum: ties keep the input order
+        free[pick] = False
+        chosen.append(scored[pick])
+        max_sim = np.maximum(max_sim, units @ units[pick])
+        same = np.array([b == brands[pick] for b in brands])
+        penalty[same] += weights.same_brand
     return chosen
 
 

@@ -132,7 +132,7 @@ class SegmentTables:
 
     def prior(self, segments: Mapping[str, str]) -> SegmentPrior:
         """The lifts for a shopper in ``segments`` (``{kind: segment}``)."""
-        lifts: dict[str, tuple[dict[str, float], dict[str, float]]] = {}
+        lifts: dict[tuple[str, str], tuple[dict[str, float], dict[str, float]]] = {}
         for kind in PRIOR_KINDS:
             name = segments.get(kind)
             if not name or name in _EMPTY_SEGMENTS:
@@ -141,7 +141,7 @@ class SegmentTables:
             if row is None:
                 continue
             cats, brands, n = row
-            lifts[name] = (
+            lifts[(kind, name)] = (
                 _lifts(cats, n, self.overall_categories),
                 _lifts(brands, n, self.overall_brands),
             )

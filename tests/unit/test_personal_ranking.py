@@ -112,7 +112,7 @@ def test_segment_tables_lift_matches_direct_computation() -> None:
     segments = {1: {"rfm": "champions"}, 2: {"rfm": "loyal"}, 3: {"rfm": "champions"}}
     tables = segment_tables(purchases, segments)
     prior = tables.prior({"rfm": "champions"})
-    cats, brands = prior.lifts["champions"]
+    cats, brands = prior.lifts[("rfm", "champions")]
     overall_j = 32 / 52
     share_j = (32 + 20 * overall_j) / (32 + 20)
     assert cats[JACKETS] == pytest.approx(math.log(share_j / overall_j))
@@ -172,7 +172,7 @@ def test_opted_out_shopper_gets_no_personal_effects() -> None:
         customer_id=1,
         personalised=False,
         affinity=Affinity(categories={JACKETS: 1.0}, tops={"Clothing": 1.0}, brands={"acme": 1}),
-        prior=SegmentPrior(lifts={"champions": ({JACKETS: 1.0}, {})}),
+        prior=SegmentPrior(lifts={("rfm", "champions"): ({JACKETS: 1.0}, {})}),
         session=SessionSignals(negative_colours={"black": 1.0}),
         context=Context(season="winter"),
     )
