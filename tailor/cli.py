@@ -17,8 +17,12 @@ import uuid
 import webbrowser
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tailor.config import Settings
+
+if TYPE_CHECKING:
+    from tailor.sentiment.reviews import ReviewScoreReport
 
 RASA_PIN = "rasa==3.6.21"
 
@@ -166,6 +170,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
         progress=True,
     )
     print(summary)
+    print(score_review_sentiment(settings).render())
+    from tailor.profiles.segments import fit_all_segments
+
+    try:
+        # New histories: refit so segments describe the data just written.
+        report = fit_all_segments(factory, seed=settings.seed)
+        print(f"Segments refitted: behavioural model v{report.behavioural.version}.")
+    except ValueError as exc:
+        print(f"Segments: not fitted ({exc}).")
     return 0
 
 
@@ -193,6 +206,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise CliError(str(exc)) from exc
     print(summary.render())
+    print(score_review_sentiment(settings).render())
     return 0
 
 
@@ -213,6 +227,24 @@ def _ensure_catalog(settings: Settings) -> None:
         echo(f"Demo catalog ready in {time.monotonic() - t0:.0f} s.")
     else:
         echo(f"Catalog: {n} products.")
+
+
+def score_review_sentiment(
+    settings: Settings, rescore: bool = False, model: str | None = None
+) -> ReviewScoreReport:
+    """Score the reviews that have no sentiment yet (every review with ``rescore``) and update
+    their products' mean review sentiment; a tqdm bar on stderr. Nothing to score costs a
+    couple of queries (the model is not loaded)."""
+    from tailor.sentiment import SentimentModel
+    from tailor.sentiment.reviews import score_reviews
+    from tailor.store import make_session_factory
+
+    factory = make_session_factory(settings.database_url)
+    try:
+        scorer = SentimentModel.load(model, encoder_path=settings.embedding_model)
+    except FileNotFoundError as exc:
+        raise CliError(f"{exc} (see --model / TAILOR_SENTIMENT_MODEL)") from exc
+    return score_reviews(factory, scorer, rescore=rescore, progress=True)
 
 
 def build_index(settings: Settings, rebuild: bool = False) -> str:
@@ -283,13 +315,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Build what is missing, start the action server, Rasa and the web page; Ctrl-C stops."""
     from tailor.runtime import processes as P
     from tailor.runtime.rasa import RasaNotInstalled, train
+    from tailor.runtime.secrets import ensure_customer_token_secret
 
-    settings = _settings(args)
+    try:
+        settings = ensure_customer_token_secret(_settings(args))
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
     t_start = time.monotonic()
     try:
         install_rasa_venv(settings)
         P.check_ports(settings)
         _ensure_catalog(settings)
+        echo(score_review_sentiment(settings).render())
+        ensure_segments(settings)
         build_index(settings)
         write_lookups_for(settings)
         model, _ = train(settings, echo=echo)
@@ -332,29 +370,47 @@ def cmd_run(args: argparse.Namespace) -> int:
             svc.stop()
 
 
+def ensure_segments(settings: Settings) -> None:
+    """Fit the four segmentations once for a database that has purchases but no model yet."""
+    from tailor.profiles.segments import fit_all_segments, has_segments
+    from tailor.store import make_session_factory
+
+    factory = make_session_factory(settings.database_url)
+    if has_segments(factory):
+        return
+    try:
+        report = fit_all_segments(factory, seed=settings.seed)
+    except ValueError as exc:  # no purchases yet: nothing to learn segments from
+        echo(f"Segments: not fitted ({exc}).")
+        return
+    sizes = ", ".join(f"{k} {v}" for k, v in sorted(report.behavioural.sizes.items()))
+    echo(f"Segments: behavioural model v{report.behavioural.version} fitted ({sizes}).")
+
+
 def cmd_segments(args: argparse.Namespace) -> int:
-    """Fit behavioural segments (k-means on RFM), apply the demographic and geographic rules,
-    and print segment sizes and centroids."""
-    from tailor.profiles.segments import assign_rule_segments, fit_behavioural, render_sizes
+    """Refit behavioural segments (k-means on RFM), reassign the demographic, geographic and
+    psychographic segments, and print segment sizes and centroids."""
+    from tailor.profiles.segments import fit_all_segments
     from tailor.store import make_session_factory
 
     settings = _settings(args)
     factory = make_session_factory(settings.database_url)
     try:
-        report = fit_behavioural(
+        report = fit_all_segments(
             factory, seed=args.seed if args.seed is not None else settings.seed
         )
     except ValueError as exc:
         raise CliError(str(exc)) from exc
     print(report.render())
-    for kind, sizes in assign_rule_segments(factory).items():
-        print()
-        print(render_sizes(kind, sizes))
     return 0
 
 
 def cmd_sentiment(args: argparse.Namespace) -> int:
-    """Train the sentiment adapter (LoRA on MiniLM + 3-class head), or score some texts."""
+    """Train the sentiment adapter (LoRA on MiniLM + 3-class head), score some texts, or score
+    the catalog's reviews (those without sentiment yet; all of them with --rescore)."""
+    if args.action == "reviews":
+        print(score_review_sentiment(_settings(args), args.rescore, args.model).render())
+        return 0
     if args.action == "score":
         from tailor.sentiment import SentimentModel
 
@@ -466,10 +522,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("segments", cmd_segments, "segment customers: `tailor segments fit`")
     p.add_argument("action", choices=["fit"], help="fit: refit and reassign, then print a table")
     p.add_argument("--seed", type=int, help="random seed (default 42)")
-    p = add("sentiment", cmd_sentiment, "train the sentiment model, or score texts")
-    p.add_argument("action", choices=["train", "score"])
+    p = add("sentiment", cmd_sentiment, "train the sentiment model, score texts or reviews")
+    p.add_argument("action", choices=["train", "score", "reviews"])
     p.add_argument("texts", nargs="*", help="with score: the texts to score")
-    p.add_argument("--model", help="with score: model folder (default: the shipped adapter)")
+    p.add_argument(
+        "--model", help="with score/reviews: model folder (default: the shipped adapter)"
+    )
+    p.add_argument(
+        "--rescore", action="store_true", help="with reviews: rescore every review, not just new"
+    )
     p.add_argument("--output", help="with train: adapter folder (default: the shipped weights)")
     p.add_argument("--data", help="folder with sst2/ and uci/ (default ../shared/data/sentiment)")
     p.add_argument("--shopping", help="shopping-reaction .tsv (default: the shipped set)")

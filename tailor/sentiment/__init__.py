@@ -6,7 +6,8 @@
 
 The default model (:func:`default_model_path`) is a LoRA adapter + linear head over the
 MiniLM encoder, trained by :func:`train`; any Hugging Face sequence-classification model
-directory can be loaded instead.
+directory can be loaded instead. :func:`score_reviews` scores the catalog's reviews with it and
+stores each product's mean review sentiment.
 """
 
 from __future__ import annotations
@@ -16,8 +17,17 @@ from pathlib import Path
 from typing import Any
 
 from tailor.sentiment.model import Sentiment, SentimentModel
+from tailor.sentiment.reviews import ReviewScoreReport, score_reviews
 
-__all__ = ["Sentiment", "SentimentModel", "default_model_path", "evaluate", "train"]
+__all__ = [
+    "ReviewScoreReport",
+    "Sentiment",
+    "SentimentModel",
+    "default_model_path",
+    "evaluate",
+    "score_reviews",
+    "train",
+]
 
 #: The adapter shipped in the repository.
 SHIPPED_WEIGHTS = Path(__file__).resolve().parent / "weights"

@@ -29,6 +29,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+#: The secret the e2e stack's store would sign customer tokens with.
+E2E_TOKEN_SECRET = "e2e-customer-token-secret-0123456789abcdef"
+
+
 @dataclass
 class Deployment:
     """Settings of the running stack plus a small REST client."""
@@ -37,13 +41,14 @@ class Deployment:
     model: Path
     rasa_token: str
 
-    def say(self, sender: str, text: str) -> list[dict[str, Any]]:
+    def say(
+        self, sender: str, text: str, metadata: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
         """Send one message through the REST channel; the bot's messages come back."""
-        resp = httpx.post(
-            f"{self.settings.rasa_url}/webhooks/rest/webhook",
-            json={"sender": sender, "message": text},
-            timeout=60,
-        )
+        body: dict[str, Any] = {"sender": sender, "message": text}
+        if metadata is not None:
+            body["metadata"] = metadata
+        resp = httpx.post(f"{self.settings.rasa_url}/webhooks/rest/webhook", json=body, timeout=60)
         resp.raise_for_status()
         return list(resp.json())
 
@@ -64,7 +69,9 @@ def built_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """Settings of a deployment with catalog, index, lookups and a trained model."""
     from tailor.cli import build_index, write_lookups_for
     from tailor.demo import load_demo
+    from tailor.profiles.segments import fit_all_segments
     from tailor.runtime.rasa import train
+    from tailor.sentiment.reviews import score_reviews
     from tailor.store import make_session_factory
 
     home = tmp_path_factory.mktemp("deployment")
@@ -76,9 +83,12 @@ def built_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         rasa_port=free_port(),
         action_port=free_port(),
         web_port=free_port(),
+        customer_token_secret=E2E_TOKEN_SECRET,
     )
     factory = make_session_factory(settings.database_url)
     load_demo(factory, E2E_PRODUCTS, 50, settings.seed, progress=False)
+    score_reviews(factory)  # the review-sentiment signal, as `tailor demo` / `tailor run` do
+    fit_all_segments(factory, seed=settings.seed)  # as `tailor run` does on a new catalog
     build_index(settings)
     write_lookups_for(settings)
     train(settings)
