@@ -405,6 +405,38 @@ def cmd_segments(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_profile(args: argparse.Namespace) -> int:
+    """Show what Tailor keeps about a customer, or link a messaging platform's user id to them
+    (do this only after the store verified that the account belongs to the customer)."""
+    from tailor.profiles.observer import PLATFORM_CHANNELS
+    from tailor.profiles.summary import profile_summary
+    from tailor.store import make_session_factory
+    from tailor.store.profiles import customer_by_external_id, link_channel_user
+
+    settings = _settings(args)
+    factory = make_session_factory(settings.database_url)
+    if args.action == "show":
+        with factory() as session:
+            summary = profile_summary(session, args.customer)
+        if summary is None:
+            raise CliError(f"no customer with external id {args.customer!r}")
+        print(json.dumps(summary.to_json(), indent=2) if args.json else summary.render())
+        return 0
+    if not args.channel or not args.user_id:
+        raise CliError("link needs --channel and --user-id")
+    if args.channel not in PLATFORM_CHANNELS:
+        raise CliError(
+            f"unknown channel {args.channel!r}; one of {', '.join(sorted(PLATFORM_CHANNELS))}"
+        )
+    with factory.begin() as session:
+        customer = customer_by_external_id(session, args.customer)
+        if customer is None:
+            raise CliError(f"no customer with external id {args.customer!r}")
+        link_channel_user(session, args.channel, args.user_id, customer.id)
+    print(f"Linked {args.channel} user {args.user_id} to {args.customer}.")
+    return 0
+
+
 def cmd_sentiment(args: argparse.Namespace) -> int:
     """Train the sentiment adapter (LoRA on MiniLM + 3-class head), score some texts, or score
     the catalog's reviews (those without sentiment yet; all of them with --rescore)."""
@@ -540,6 +572,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest here)")
+    p = add("profile", cmd_profile, "show a customer's profile, or link a messaging account")
+    p.add_argument("action", choices=["show", "link"], help="show | link")
+    p.add_argument("customer", help="the customer's external id (e.g. cust-0001)")
+    p.add_argument("--json", action="store_true", help="with show: print JSON")
+    p.add_argument("--channel", help="with link: the messaging channel (e.g. telegram)")
+    p.add_argument("--user-id", help="with link: the platform's user id on that channel")
     p = add("chat", cmd_chat, "chat with a running Tailor in the terminal")
     p.add_argument("--url", help="Rasa server URL (default from settings)")
     p.add_argument("--sender", help="conversation id (default: a new one)")

@@ -108,3 +108,43 @@ def test_old_database_gains_new_nullable_columns(tmp_path: Path) -> None:
     with engine.connect() as conn:
         assert conn.execute(text("SELECT text, sentiment_label FROM reviews")).one() == ("ok", None)
     assert add_missing_columns(engine) == []  # idempotent
+
+
+def test_profile_summary_and_cli(tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    from tailor.cli import main
+    from tailor.profiles.summary import profile_summary
+
+    factory = _factory(tmp_path)
+    with factory.begin() as s:
+        emma = customer_by_external_id(s, "cust-0001")
+        assert emma is not None
+        emma.age_band, emma.country, emma.region = "25-34", "Sweden", "Stockholm"
+        emma.attributes = {"climate": "cold"}
+        record_events(s, "purchase", "demo:x", [], customer_id=emma.id, value=40.0)
+        record_events(s, "purchase", "demo:x", [], customer_id=emma.id, value=2.5)
+        record_events(s, "message", "chat-1", [], {"text": "hi"}, customer_id=emma.id)
+        prof = profile_for(s, "chat-1", emma.id)
+        assert prof is not None
+        add_preferences(
+            s, prof, [{"kind": "style", "value": "minimal", "positive": True, "evidence": "x"}]
+        )
+    with factory() as s:
+        summary = profile_summary(s, "cust-0001")
+        assert profile_summary(s, "nobody") is None
+    assert summary is not None
+    assert summary.behaviour["purchase"] == 2 and summary.behaviour["message"] == 1
+    assert summary.spent == 42.5 and summary.climate == "cold"
+    text_out = summary.render()
+    assert "young professionals" in text_out and "cold climate · Europe" in text_out
+    assert "minimal" in text_out
+
+    monkeypatch.setenv("TAILOR_DATABASE_URL", f"sqlite:///{tmp_path / 't.db'}")
+    assert main(["profile", "show", "cust-0001"]) == 0
+    assert "Emma Smith (cust-0001)" in capsys.readouterr().out
+    assert main(["profile", "link", "cust-0002", "--channel", "telegram", "--user-id", "77"]) == 0
+    with factory() as s:
+        linked = customer_for_channel_user(s, "telegram", "77")
+        assert linked is not None and linked.external_id == "cust-0002"
+    assert main(["profile", "show", "cust-9999"]) != 0
+    assert main(["profile", "link", "cust-0002", "--channel", "fax", "--user-id", "1"]) != 0
+    assert "unknown channel" in capsys.readouterr().err
