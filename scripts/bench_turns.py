@@ -4,8 +4,11 @@ Starts the real action server and Rasa server on the catalog in TAILOR_HOME (def
 run `make run` once first so the 10,000-product catalog, index and model exist), sends
 N sequential turns (a recommendation and its refinements, restarted every few turns) and
 prints p50/p95 latency and the RSS of both servers (summed over their process trees).
+The same turns are sent twice, interleaved: as an anonymous visitor and as an identified
+demo customer (signed token in the message metadata), so the cost of personalisation
+(profile, history, segment prior, session signals) is a ratio measured in the same run.
 
-    .venv/bin/python scripts/bench_turns.py [--turns 50]
+    .venv/bin/python scripts/bench_turns.py [--turns 50] [--customer cust-0001]
 """
 
 from __future__ import annotations
@@ -20,8 +23,10 @@ from pathlib import Path
 import httpx
 
 from tailor.config import Settings
+from tailor.profiles.identity import sign_customer_token
 from tailor.runtime import processes as P
 from tailor.runtime.rasa import model_path
+from tailor.runtime.secrets import ensure_customer_token_secret
 
 SCRIPT = [
     "I need running shoes under $80",
@@ -60,8 +65,9 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--turns", type=int, default=50)
+    parser.add_argument("--customer", default="cust-0001", help="demo customer to act as")
     args = parser.parse_args()
-    settings = Settings.load(rasa_port=5105, action_port=5155)
+    settings = ensure_customer_token_secret(Settings.load(rasa_port=5105, action_port=5155))
     model = model_path(settings)
     if not model.exists():
         print(
@@ -79,29 +85,42 @@ def main() -> int:
         P.warm_up_actions(settings)
         t_warm = time.monotonic() - t0
         url = f"{settings.rasa_url}/webhooks/rest/webhook"
-        latencies: list[float] = []
+        token = sign_customer_token(args.customer, settings.customer_token_secret, 3600)
+        modes = {"anonymous": None, "identified": {"customer_token": token}}
+        latencies: dict[str, list[float]] = {m: [] for m in modes}
         with httpx.Client(timeout=60) as client:
-            sender = f"bench-{uuid.uuid4().hex[:8]}"
+            senders = dict.fromkeys(modes, "")
             for i in range(args.turns):
-                if i % len(SCRIPT) == 0:
-                    sender = f"bench-{uuid.uuid4().hex[:8]}"
-                msg = SCRIPT[i % len(SCRIPT)]
-                t = time.perf_counter()
-                resp = client.post(url, json={"sender": sender, "message": msg})
-                latencies.append((time.perf_counter() - t) * 1000)
-                resp.raise_for_status()
-        latencies.sort()
-        p50 = statistics.median(latencies)
-        p95 = latencies[max(0, round(0.95 * len(latencies)) - 1)]
+                for mode, meta in modes.items():
+                    if i % len(SCRIPT) == 0:
+                        senders[mode] = f"bench-{mode}-{uuid.uuid4().hex[:8]}"
+                    body: dict[str, object] = {
+                        "sender": senders[mode],
+                        "message": SCRIPT[i % len(SCRIPT)],
+                    }
+                    if meta:
+                        body["metadata"] = meta
+                    t = time.perf_counter()
+                    resp = client.post(url, json=body)
+                    latencies[mode].append((time.perf_counter() - t) * 1000)
+                    resp.raise_for_status()
+        stats = {}
+        for mode, values in latencies.items():
+            values.sort()
+            p95 = values[max(0, round(0.95 * len(values)) - 1)]
+            stats[mode] = (statistics.median(values), p95, values[0], values[-1])
         assert actions.proc is not None and rasa.proc is not None
         print(
             f"action server ready in {t_actions:.1f} s; Rasa server ready in {t_rasa:.1f} s; "
             f"recommender warm-up {t_warm:.1f} s"
         )
-        print(
-            f"{len(latencies)} sequential turns: p50 {p50:.0f} ms, p95 {p95:.0f} ms, "
-            f"min {latencies[0]:.0f} ms, max {latencies[-1]:.0f} ms"
-        )
+        for mode, (p50, p95, lo, hi) in stats.items():
+            print(
+                f"{args.turns} sequential turns, {mode}: p50 {p50:.0f} ms, p95 {p95:.0f} ms, "
+                f"min {lo:.0f} ms, max {hi:.0f} ms"
+            )
+        ratio = stats["identified"][0] / stats["anonymous"][0]
+        print(f"identified / anonymous p50: {ratio:.2f}x")
         print(
             f"RSS: Rasa server {tree_rss_mb(rasa.proc.pid):.0f} MiB, "
             f"action server {tree_rss_mb(actions.proc.pid):.0f} MiB"

@@ -164,7 +164,8 @@ def action_server(settings: Settings) -> Service:
 
 def rasa_server(settings: Settings, model: Path, token: str | None = None) -> Service:
     """The Rasa server (3.10 venv) with REST and socket.io channels and the HTTP API."""
-    token = token or secrets.token_urlsafe(16)
+    # Hex, not urlsafe: a token starting with "-" would be read by argparse as an option.
+    token = token or secrets.token_hex(16)
     run_dir = Path(settings.home) / "run"
     endpoints = write_endpoints(settings, run_dir / "endpoints.yml")
     credentials = copy_credentials(settings, run_dir / "credentials.yml")
