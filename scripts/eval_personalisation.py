@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from tailor.demo import load_demo
     from tailor.recommend.evaluation import evaluate, load_eval_data, prepare, render_markdown
-    from tailor.retrieval import Embedder, ProductSearch
+    from tailor.retrieval import ProductSearch
     from tailor.store import make_session_factory
     from tailor.store.catalog import count_products
 
@@ -61,14 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         _log(f"Reusing the catalog in {settings.database_url} ({existing} products).")
     t0 = time.perf_counter()
-    embedder = Embedder(settings.embedding_model, batch_size=settings.embedding_batch_size)
-    search = ProductSearch.open(
-        Path(str(settings.index_dir)),
-        factory,
-        embedder,
-        backend=settings.index_backend,
-        progress=True,
-    )
+    search = ProductSearch.open_configured(settings, factory, progress=True)
     seconds = time.perf_counter() - t0
     _log(f"Index: {search.last_open_report} ({len(search)} products, {seconds:.1f} s).")
 

@@ -249,18 +249,15 @@ def score_review_sentiment(
 
 def build_index(settings: Settings, rebuild: bool = False) -> str:
     """Open (build, sync or load) the index; returns what was done."""
-    from tailor.retrieval import Embedder, ProductSearch
+    from tailor.retrieval import ProductSearch
     from tailor.store import make_session_factory
 
     factory = make_session_factory(settings.database_url)
     index_dir = Path(str(settings.index_dir))
     if rebuild and index_dir.exists():
         shutil.rmtree(index_dir)
-    embedder = Embedder(settings.embedding_model, batch_size=settings.embedding_batch_size)
     t0 = time.monotonic()
-    search = ProductSearch.open(
-        index_dir, factory, embedder, backend=settings.index_backend, progress=True
-    )
+    search = ProductSearch.open_configured(settings, factory, progress=True)
     report = str(search.last_open_report)
     echo(f"Index: {report} ({len(search)} products, {time.monotonic() - t0:.1f} s).")
     return report

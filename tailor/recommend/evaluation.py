@@ -29,7 +29,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import numpy as np
@@ -55,6 +55,7 @@ from tailor.recommend.signals import (
     segment_tables,
 )
 from tailor.retrieval.filters import Filter
+from tailor.store.models import as_utc
 
 __all__ = [
     "ABLATIONS",
@@ -111,10 +112,6 @@ RECENT_VIEW_DAYS = 3.0
 BROWSING_KINDS = frozenset({"view", "click", "cart", "purchase", "details"})
 #: Fewer customers with training purchases than this: no RFM segments (k-means needs data).
 MIN_RFM_CUSTOMERS = 10
-
-
-def _aware(t: datetime) -> datetime:
-    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
 
 
 # --------------------------------------------------------------------------- inputs
@@ -182,7 +179,7 @@ def load_eval_data(session_factory: Callable[[], Any]) -> EvalData:
             .order_by(Event.created_at, Event.id)
         ).all()
     events = [
-        EvalEvent(int(cid), int(pid), str(kind), _aware(at), None if v is None else float(v))
+        EvalEvent(int(cid), int(pid), str(kind), as_utc(at), None if v is None else float(v))
         for cid, pid, kind, at, v in rows
     ]
     return EvalData(
@@ -234,19 +231,19 @@ def time_split(events: Iterable[EvalEvent], min_purchases: int = 2) -> TimeSplit
     training: list[EvalEvent] = []
     cuts: dict[int, datetime] = {}
     for cid in sorted(by_customer):
-        own = [ev for _, ev in sorted(by_customer[cid], key=lambda t: (_aware(t[1].at), t[0]))]
+        own = [ev for _, ev in sorted(by_customer[cid], key=lambda t: (as_utc(t[1].at), t[0]))]
         purchases = [ev for ev in own if ev.kind == "purchase"]
         if not purchases:
             training.extend(own)
             continue
         last = purchases[-1]
-        cut = _aware(last.at)
+        cut = as_utc(last.at)
         cuts[cid] = cut
-        before = tuple(ev for ev in own if _aware(ev.at) < cut)
+        before = tuple(ev for ev in own if as_utc(ev.at) < cut)
         training.extend(before)
         if len(purchases) >= min_purchases:
             cases.append(Case(cid, last.product_id, cut, before))
-    training.sort(key=lambda ev: (_aware(ev.at), ev.customer_id))
+    training.sort(key=lambda ev: (as_utc(ev.at), ev.customer_id))
     return TimeSplit(cases=cases, training=training, cuts=cuts)
 
 
@@ -280,7 +277,7 @@ def training_segments(
         orders[ev.customer_id] += 1
         amount = ev.value if ev.value is not None else (product.price if product else 0.0)
         spent[ev.customer_id] += max(0.0, float(amount or 0.0))
-        at = _aware(ev.at)
+        at = as_utc(ev.at)
         if ev.customer_id not in last or at > last[ev.customer_id]:
             last[ev.customer_id] = at
     out: dict[int, dict[str, str]] = {}
@@ -517,7 +514,7 @@ def _history(
         p = products.get(ev.product_id)
         if p is None or ev.kind not in HISTORY_WEIGHTS:
             continue
-        if views_before is not None and ev.kind == "view" and _aware(ev.at) >= views_before:
+        if views_before is not None and ev.kind == "view" and as_utc(ev.at) >= views_before:
             continue
         out.append(
             HistoryItem(ev.product_id, ev.kind, ev.at, p.title, p.category, p.brand, float(p.price))

@@ -12,7 +12,6 @@ import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,7 +31,7 @@ from tailor.recommend.personal import (
 )
 from tailor.recommend.reasons import money, reason_for
 from tailor.recommend.signals import SignalBuilder
-from tailor.retrieval import Embedder, Hit, ProductSearch
+from tailor.retrieval import Hit, ProductSearch
 from tailor.store import make_session_factory
 from tailor.store.catalog import get_products
 from tailor.store.events import record_events
@@ -158,14 +157,7 @@ class Recommender:
     def from_settings(cls, settings: Settings, progress: bool = False) -> Recommender:
         """Open the catalog database and the (fresh or synced) index named by the settings."""
         factory = make_session_factory(settings.database_url)
-        embedder = Embedder(settings.embedding_model, batch_size=settings.embedding_batch_size)
-        search = ProductSearch.open(
-            Path(str(settings.index_dir)),
-            factory,
-            embedder,
-            backend=settings.index_backend,
-            progress=progress,
-        )
+        search = ProductSearch.open_configured(settings, factory, progress=progress)
         with factory() as session:
             vocab = Vocabulary.from_session(session)
         return cls(

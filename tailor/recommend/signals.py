@@ -32,7 +32,7 @@ from tailor.recommend.personal import (
     SessionSignals,
     ShopperContext,
 )
-from tailor.store.models import Customer, CustomerSegment, Event, Product, Profile
+from tailor.store.models import Customer, CustomerSegment, Event, Product, Profile, as_utc
 
 #: How much each kind of past interaction says about taste.
 HISTORY_WEIGHTS: dict[str, float] = {"purchase": 3.0, "cart": 2.0, "click": 1.0, "view": 0.5}
@@ -53,10 +53,6 @@ PRIOR_KINDS: tuple[str, ...] = ("rfm", "demographic", "geographic", "psychograph
 _EMPTY_SEGMENTS = frozenset({NO_PURCHASES, NO_SIGNAL, "age not given"})
 #: Smoothing (pseudo-count) of segment shares towards the overall share.
 PRIOR_SMOOTHING = 20.0
-
-
-def _aware(t: datetime) -> datetime:
-    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -88,7 +84,7 @@ def affinity_from_history(
         base = HISTORY_WEIGHTS.get(item.kind)
         if base is None:
             continue
-        age = max(0.0, (now - _aware(item.at)).total_seconds() / 86400)
+        age = max(0.0, (now - as_utc(item.at)).total_seconds() / 86400)
         w = base * 0.5 ** (age / half_life_days)
         cats[item.category] += w
         tops[item.category.split(" > ")[0]] += w
@@ -407,7 +403,7 @@ class SignalBuilder:
             .order_by(Event.created_at)
         )
         return [
-            HistoryItem(int(pid), kind, _aware(at), title, cat, brand, float(price))
+            HistoryItem(int(pid), kind, as_utc(at), title, cat, brand, float(price))
             for pid, kind, at, title, cat, brand, price in rows
             if pid is not None
         ]

@@ -32,6 +32,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tailor.config import Settings
 from tailor.retrieval.embed import Embedder
 from tailor.retrieval.filters import Filter, MetadataTable
 from tailor.retrieval.index import VectorIndex, create_index, index_kinds
@@ -186,6 +187,20 @@ class ProductSearch:
         )
 
     # ------------------------------------------------------------------ opening
+    @classmethod
+    def open_configured(
+        cls, settings: Settings, session_factory: SessionFactory, progress: bool = False
+    ) -> ProductSearch:
+        """:meth:`open` with the embedding model, index folder and backend of ``settings``."""
+        embedder = Embedder(settings.embedding_model, batch_size=settings.embedding_batch_size)
+        return cls.open(
+            Path(str(settings.index_dir)),
+            session_factory,
+            embedder,
+            backend=settings.index_backend,
+            progress=progress,
+        )
+
     @classmethod
     def open(
         cls,

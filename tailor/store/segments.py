@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from tailor.store.models import Customer, CustomerSegment, Event, SegmentModel, utcnow
+from tailor.store.models import Customer, CustomerSegment, Event, SegmentModel, as_utc, utcnow
 
 
 @dataclass(frozen=True)
@@ -21,10 +21,6 @@ class PurchaseStats:
     orders: int
     spent: float
     last_purchase: datetime
-
-
-def _aware(t: datetime) -> datetime:
-    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
 
 
 def purchase_stats(session: Session, customer_id: int | None = None) -> list[PurchaseStats]:
@@ -43,7 +39,7 @@ def purchase_stats(session: Session, customer_id: int | None = None) -> list[Pur
     if customer_id is not None:
         stmt = stmt.where(Event.customer_id == customer_id)
     return [
-        PurchaseStats(int(cid), int(n), float(total or 0.0), _aware(last))
+        PurchaseStats(int(cid), int(n), float(total or 0.0), as_utc(last))
         for cid, n, total, last in session.execute(stmt)
         if cid is not None and last is not None
     ]
