@@ -61,11 +61,25 @@ LEXICON: dict[tuple[Kind, str], tuple[str, ...]] = {
     ("interest", "family"): ("my kids", "my children", "my baby", "for the family", "toddler"),
 }
 
-#: Phrases that turn a mention into a statement about the shopper ("I love hiking").
+#: Phrases that turn a mention into a statement about the shopper ("I love hiking"). Request
+#: verbs (want, need, looking for) are left out on purpose: "I need running shoes" is a
+#: search, not a trait.
 _STANCE = re.compile(
     r"\b(i|i'm|im|i am|we|we're|my|me)\b.{0,40}?\b(care|love|like|into|prefer|value|"
-    r"enjoy|want|need|looking for|fan|go|do|usually|always|mostly|big on|passionate|"
+    r"enjoy|fan|go|usually|always|mostly|big on|passionate|"
     r"hate|dislike|avoid|can't stand)",
+    re.IGNORECASE,
+)
+#: A sentence that asks for something ("I need running shoes", "I'd like a minimal lamp")
+#: is a search, unless it also states a lasting stance ("I love hiking, I need boots").
+_REQUEST = re.compile(
+    r"\b(want|need|looking for|searching for|show me|find me|get me|buy|"
+    r"i'd like|i would like|we'd like|we would like)\b",
+    re.IGNORECASE,
+)
+_LASTING = re.compile(
+    r"\b(care|love|into|prefer|value|enjoy|fan|usually|always|mostly|big on|passionate|"
+    r"hate|dislike|avoid|can't stand)\b",
     re.IGNORECASE,
 )
 _NEGATION = re.compile(
@@ -134,6 +148,8 @@ def extract_preferences(text: str) -> list[Preference]:
     for sentence in _sentences(text):
         lowered = sentence.lower()
         if not _STANCE.search(lowered):
+            continue
+        if _REQUEST.search(lowered) and not _LASTING.search(lowered):
             continue
         negative = bool(_NEGATION.search(lowered))
         for (kind, value), triggers in LEXICON.items():

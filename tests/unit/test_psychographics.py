@@ -31,10 +31,24 @@ def test_statements_about_the_shopper(text: str, expected: set[tuple[str, str, b
 
 
 @pytest.mark.parametrize(
-    "text", ["hiking boots under $100", "show me minimal watches", "organic cotton t-shirt", ""]
+    "text",
+    [
+        "hiking boots under $100",
+        "show me minimal watches",
+        "organic cotton t-shirt",
+        "",
+        "I need running shoes under $80",
+        "I'm looking for a gym bag",
+        "I'd like a minimal lamp",
+        "we want camping chairs",
+    ],
 )
 def test_a_product_request_is_not_a_trait(text: str) -> None:
     assert prefs(text) == set()
+
+
+def test_a_lasting_stance_counts_even_next_to_a_request() -> None:
+    assert prefs("I love hiking so I need new boots") == {("interest", "outdoors", True)}
 
 
 def test_evidence_is_the_sentence() -> None:
