@@ -76,6 +76,11 @@ class Settings:
     #: customer tokens itself, playing the store's site. Anyone can then act as any customer,
     #: so turn it off (``TAILOR_DEMO_LOGIN=false``) wherever the store signs the tokens.
     demo_login: bool = True
+    #: Origins (comma-separated, e.g. ``https://shop.example,https://www.shop.example``) of
+    #: store pages allowed to embed the chat widget, i.e. to call the web app's API from the
+    #: browser (CORS). ``*`` allows any page: safe only because the API uses no cookies or
+    #: other browser credentials (the customer token travels in the request body).
+    widget_origins: str = "*"
     _given: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 import httpx
 from fastapi import FastAPI, Header, HTTPException, Query
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
@@ -214,6 +215,17 @@ def _verified_customer(
     return customer, None
 
 
+def widget_origins(settings: Settings) -> list[str]:
+    """The origins allowed to call the API from a browser (``settings.widget_origins``)."""
+    origins = [o.strip().rstrip("/") for o in settings.widget_origins.split(",") if o.strip()]
+    bad = [o for o in origins if o != "*" and not re.match(r"^https?://[^/\s]+$", o)]
+    if bad:
+        raise ValueError(
+            f"widget_origins must be '*' or origins such as https://shop.example; got {bad}"
+        )
+    return origins
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; the Rasa URL, database and token secret come from settings / environment.
 
@@ -236,10 +248,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await client.aclose()
 
     app = FastAPI(title="Tailor", version="0.1.0", lifespan=lifespan)
+    # The embeddable widget runs on the store's pages and calls this API cross-origin.
+    # No cookies are used (allow_credentials=False), so "*" cannot leak a session.
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=widget_origins(settings),
+        allow_credentials=False,
+        allow_methods=["GET", "POST"],
+        allow_headers=["Content-Type", "X-Customer-Token"],
+        max_age=600,
+    )
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html")
+
+    @app.get("/demo-store", include_in_schema=False)
+    async def demo_store() -> FileResponse:
+        """A plain store product page embedding the widget with one script tag."""
+        return FileResponse(STATIC_DIR / "demo-store.html")
 
     @app.get("/api/health")
     async def health() -> dict[str, Any]:

@@ -588,3 +588,17 @@ def test_rasa_gets_the_bot_folder_on_its_path_but_not_the_secret(
     env = rasa_env(bot_pythonpath(settings))
     assert "TAILOR_CUSTOMER_TOKEN_SECRET" not in env
     assert env["PYTHONPATH"].split(os.pathsep) == [str(tmp_path.resolve()), "/opt/elsewhere"]
+
+
+def test_widget_origins_are_checked() -> None:
+    from tailor.config import Settings
+    from tailor.web.app import widget_origins
+
+    assert widget_origins(Settings.load(widget_origins="*")) == ["*"]
+    assert widget_origins(
+        Settings.load(widget_origins="https://shop.example/, http://localhost:8080")
+    ) == ["https://shop.example", "http://localhost:8080"]
+    with pytest.raises(ValueError, match="widget_origins"):
+        widget_origins(Settings.load(widget_origins="shop.example"))
+    with pytest.raises(ValueError, match="widget_origins"):
+        widget_origins(Settings.load(widget_origins="https://shop.example/path"))
