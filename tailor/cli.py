@@ -434,6 +434,39 @@ def cmd_profile(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_agent(args: argparse.Namespace) -> int:
+    """Add a support agent for the assist panel (/agent), or set an agent's new password.
+
+    The password is read from the terminal twice (or from TAILOR_AGENT_PASSWORD, for scripts).
+    """
+    import getpass
+
+    from tailor.store import make_session_factory
+    from tailor.store.agents import agent_by_username, create_agent, set_password
+
+    settings = _settings(args)
+    password = os.environ.get("TAILOR_AGENT_PASSWORD", "")
+    if not password:
+        password = getpass.getpass(f"Password for {args.username}: ")
+        if getpass.getpass("Repeat it: ") != password:
+            raise CliError("the two passwords differ")
+    factory = make_session_factory(settings.database_url)
+    try:
+        with factory.begin() as session:
+            if args.action == "add":
+                create_agent(session, args.username, password)
+            else:
+                agent = agent_by_username(session, args.username)
+                if agent is None:
+                    raise CliError(f"no agent named {args.username!r}")
+                set_password(session, agent, password)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    done = "Added agent" if args.action == "add" else "New password for"
+    print(f"{done} {args.username}; they sign in at /agent.")
+    return 0
+
+
 def cmd_sentiment(args: argparse.Namespace) -> int:
     """Train the sentiment adapter (LoRA on MiniLM + 3-class head), score some texts, or score
     the catalog's reviews (those without sentiment yet; all of them with --rescore)."""
@@ -575,6 +608,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="with show: print JSON")
     p.add_argument("--channel", help="with link: the messaging channel (e.g. telegram)")
     p.add_argument("--user-id", help="with link: the platform's user id on that channel")
+    p = add("agent", cmd_agent, "add a support agent for the assist panel, or reset a password")
+    p.add_argument("action", choices=["add", "passwd"], help="add | passwd")
+    p.add_argument("username", help="3-64 letters, digits, _ . @ -")
     p = add("chat", cmd_chat, "chat with a running Tailor in the terminal")
     p.add_argument("--url", help="Rasa server URL (default from settings)")
     p.add_argument("--sender", help="conversation id (default: a new one)")

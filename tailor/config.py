@@ -56,6 +56,8 @@ class Settings:
     action_url: str = ""
     suggestions: int = 4
     session_expiration_minutes: int = 60
+    #: Minutes an agent's sign-in to the assist panel (/agent) lasts.
+    agent_session_minutes: int = 480
     #: HMAC secret shared with the store's site for signed customer tokens ("" = nobody is
     #: identified; every visitor is anonymous).
     customer_token_secret: str = ""

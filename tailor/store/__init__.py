@@ -1,5 +1,6 @@
 """Storage: SQLAlchemy models, engines and sessions, catalog data functions, importers."""
 
+from tailor.store import agents as agents
 from tailor.store.catalog import (
     ProductRecord,
     ReviewRecord,

@@ -39,6 +39,7 @@ from tailor.store.catalog import get_product
 from tailor.store.events import record_events
 from tailor.store.models import Customer, Profile
 from tailor.store.profiles import customer_by_external_id, profile_for, set_personalisation
+from tailor.web.agent import agent_router
 from tailor.web.demo import DEMO_TOKEN_TTL, demo_customer_list
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -409,5 +410,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             signed = sign_customer_token(body.external_id, secret, ttl_seconds=DEMO_TOKEN_TTL)
             return {"token": signed, "name": name, "expires_in": DEMO_TOKEN_TTL}
 
+    app.include_router(agent_router(settings, client, sessions))
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

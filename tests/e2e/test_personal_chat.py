@@ -97,9 +97,7 @@ def test_every_message_is_scored_and_stored(deployment: Deployment) -> None:
     factory = make_session_factory(deployment.settings.database_url)
     with factory() as s:
         rows = s.scalars(
-            select(Event)
-            .where(Event.sender_id == s_id, Event.kind == "message")
-            .order_by(Event.id)
+            select(Event).where(Event.sender_id == s_id, Event.kind == "message").order_by(Event.id)
         ).all()
     assert [e.payload["text"] for e in rows] == [
         "hi",
