@@ -120,7 +120,8 @@ def test_flagged_conversation_with_profile_sentiment_criteria_and_suggestions(
 ) -> None:
     sender, customer = conversation
     login(client)
-    convos = {c["sender"]: c for c in client.get("/api/agent/conversations").json()["conversations"]}
+    listed = client.get("/api/agent/conversations").json()["conversations"]
+    convos = {c["sender"]: c for c in listed}
     c = convos[sender]
     assert c["flagged"] and c["live"] and c["customer"] == customer.name
     d: dict[str, Any] = {}

@@ -14,12 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
 
-from tailor.config import PROJECT_ROOT, Settings
+from tailor.config import PROJECT_ROOT
 from tailor.store import make_session_factory
 from tailor.store.agents import create_agent
-from tests.e2e.conftest import Deployment, free_port
+from tests.e2e.conftest import Deployment
 
 pytestmark = [pytest.mark.e2e, pytest.mark.rasa, pytest.mark.browser, pytest.mark.slow]
 
@@ -40,58 +39,14 @@ AGENT, PASSWORD = "sam", "e2e-agent-password-123"
 BRIDGE = "/static/agent-bridge.js"
 
 
-def panel_app() -> FastAPI:
-    """The web app with the panel's router, for as long as ``create_app`` lacks it."""
-    import httpx
-
-    from tailor.web.agent import agent_router
-    from tailor.web.app import _LazySessions, create_app
-
-    settings = Settings.load()
-    app = create_app(settings)
-    if not any(getattr(r, "path", None) == "/agent" for r in app.routes):
-        client = httpx.AsyncClient(base_url=settings.rasa_url, timeout=30.0)
-        app.include_router(agent_router(settings, client, _LazySessions(settings.database_url)))
-    return app
-
-
 @pytest.fixture(scope="module")
-def panel_url(deployment: Deployment) -> Iterator[str]:
-    """A web app serving the shopper page and the panel, with one agent account."""
-    from tailor.runtime import processes as P
-
-    settings = deployment.settings
-    factory = make_session_factory(settings.database_url)
+def panel_url(deployment: Deployment, web_url: str) -> str:
+    """The running web app (shopper page and panel), with one agent account."""
+    factory = make_session_factory(deployment.settings.database_url)
     with factory.begin() as session:
         create_agent(session, AGENT, PASSWORD)
     factory.kw["bind"].dispose()
-    port = free_port()
-    env = P.tailor_env(settings)
-    env["TAILOR_RASA_TOKEN"] = deployment.rasa_token
-    env["TAILOR_WEB_PORT"] = str(port)
-    web = P.Service(
-        name="web app with panel",
-        cmd=[
-            *P.web_server(settings, deployment.rasa_token).cmd[:3],
-            "tests.e2e.test_agent_panel:panel_app",
-            "--factory",
-            "--host",
-            settings.host,
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        log_path=Path(settings.home) / "logs" / "web-panel.log",
-        ready=lambda: P._http_ok(f"http://{settings.host}:{port}/api/health"),
-        env=env,
-    )
-    try:
-        web.start()
-        web.wait_ready(60)
-        yield f"http://{settings.host}:{port}"
-    finally:
-        web.stop()
+    return web_url.rstrip("/")
 
 
 @pytest.fixture(scope="module")
@@ -134,10 +89,9 @@ def test_agent_takes_over_sends_a_card_and_hands_back(browser: Any, panel_url: s
     cookie = next(c for c in agent_ctx.cookies() if c["name"] == "tailor_agent")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
 
-    # The shopper signs in as a demo customer and chats; the page gets the agent bridge.
+    # The shopper signs in as a demo customer and chats; the page carries the agent bridge.
     shop.goto(f"{panel_url}/")
-    if shop.locator(f"script[src='{BRIDGE}']").count() == 0:
-        shop.add_script_tag(url=BRIDGE)
+    assert shop.locator(f"script[src='{BRIDGE}']").count() == 1
     shop.wait_for_selector("#shop-as-wrap:not([hidden])")
     external_id = str(shop.locator("#shop-as option").nth(1).get_attribute("value"))
     old = shop.evaluate("localStorage.getItem('tailor.sender')")
