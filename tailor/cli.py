@@ -332,7 +332,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from exc
 
     actions = P.action_server(settings)
-    rasa = P.rasa_server(settings, model)
+    try:
+        rasa = P.rasa_server(settings, model)
+    except ValueError as exc:  # e.g. a messaging platform configured only in part
+        raise CliError(str(exc)) from exc
     token = rasa.env["TAILOR_RASA_TOKEN"]
     web = P.web_server(settings, token)
     services = [actions, rasa, web]

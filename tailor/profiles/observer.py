@@ -38,8 +38,10 @@ from tailor.store.segments import set_segments
 
 log = logging.getLogger(__name__)
 
-#: Channels whose sender id is a platform-verified user id (linkable to a customer).
-PLATFORM_CHANNELS = frozenset({"telegram", "facebook", "slack", "twilio", "whatsapp", "messenger"})
+#: Channels whose sender id is a platform-verified user id (linkable to a customer), by the
+#: names Rasa's connectors report: Messenger arrives as "facebook", WhatsApp as "twilio" with a
+#: ``whatsapp:+…`` sender id.
+PLATFORM_CHANNELS = frozenset({"telegram", "facebook", "slack", "twilio"})
 #: Stored message text is cut to this many characters.
 MAX_STORED_TEXT = 500
 

@@ -14,7 +14,12 @@ from tailor.recommend.reasons import money
 from tailor.recommend.service import ProductDetails, Recommendation, Suggestion
 
 #: Input channels whose clients render the ``product_cards`` payload.
-RICH_CHANNELS: frozenset[str] = frozenset({"rest", "socketio", "tailor", "callback"})
+#: Channels that receive the ``product_cards`` payload: the web page and widget render it, and
+#: the messaging platforms' output channels (bot/tailor_channels.py) turn it into Telegram
+#: keyboards, Slack blocks, Messenger templates or numbered SMS text.
+RICH_CHANNELS: frozenset[str] = frozenset(
+    {"rest", "socketio", "tailor", "callback", "telegram", "slack", "facebook", "twilio"}
+)
 
 
 @dataclass

@@ -8,18 +8,22 @@ second run reuses it and any change retrains.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
-import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tailor.config import Settings
 
 RASA_VERSION = "3.6.21"
 PYTHON_FOR_RASA = "3.10"
+#: Rendering of product cards per messaging platform, loaded by path in the Rasa server.
+CHANNEL_RENDERING = Path(__file__).resolve().parent.parent / "recommend" / "channels.py"
+CHANNEL_RENDERING_ENV = "TAILOR_CHANNEL_RENDERING"
 
 
 class RasaNotInstalled(RuntimeError):
@@ -58,11 +62,13 @@ def rasa_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 def bot_pythonpath(settings: Settings) -> dict[str, str]:
     """``PYTHONPATH`` with the bot folder first, so Rasa imports our channels (``credentials.yml``
-    names ``tailor_channels.TailorRestInput``) whatever folder it is started from."""
+    names ``tailor_channels.TailorRestInput``) whatever folder it is started from; and the path
+    of the product-card rendering for messaging platforms, which those channels load by path
+    (the Rasa venv does not have the ``tailor`` package)."""
     parts = [str(Path(settings.bot_dir).resolve())]
     if os.environ.get("PYTHONPATH"):
         parts.append(os.environ["PYTHONPATH"])
-    return {"PYTHONPATH": os.pathsep.join(parts)}
+    return {"PYTHONPATH": os.pathsep.join(parts), CHANNEL_RENDERING_ENV: str(CHANNEL_RENDERING)}
 
 
 def training_inputs(bot_dir: Path) -> list[Path]:
@@ -174,12 +180,135 @@ def write_endpoints(settings: Settings, path: Path) -> Path:
     return path
 
 
-def copy_credentials(settings: Settings, path: Path) -> Path:
-    """The channel credentials (REST with metadata, socket.io) used for this run.
+@dataclass(frozen=True)
+class Platform:
+    """A messaging platform whose Rasa channel is enabled when its variables are set."""
 
-    The REST channel is ``tailor_channels.TailorRestInput`` from the bot folder; the Rasa
-    service gets that folder on its ``PYTHONPATH`` (:func:`bot_pythonpath`).
+    name: str
+    #: The channel class in ``bot/tailor_channels.py`` (named as ``credentials.yml`` wants it).
+    channel: str
+    #: ``TAILOR_*`` variable -> credentials key; all must be set to enable the platform.
+    required: dict[str, str]
+    #: Optional ``TAILOR_*`` variable -> credentials key.
+    optional: dict[str, str] = field(default_factory=dict)
+    #: At least one of these variables must be set too (e.g. an SMS or a WhatsApp number).
+    one_of: tuple[str, ...] = ()
+
+    def configured(self, env: Mapping[str, str]) -> bool:
+        """True when any of the platform's variables is set (so it is meant to be enabled)."""
+        names = [*self.required, *self.one_of]
+        return any(env.get(name, "").strip() for name in names)
+
+    def missing(self, env: Mapping[str, str]) -> list[str]:
+        """The variables still needed to enable the platform."""
+        needed = [name for name in self.required if not env.get(name, "").strip()]
+        if self.one_of and not any(env.get(name, "").strip() for name in self.one_of):
+            needed.append(" or ".join(self.one_of))
+        return needed
+
+    def credentials(self, env: Mapping[str, str]) -> dict[str, str]:
+        """The channel's section of ``credentials.yml``."""
+        keys = {**self.required, **self.optional}
+        return {key: env[name].strip() for name, key in keys.items() if env.get(name, "").strip()}
+
+
+#: The messaging platforms, in the order their sections are written.
+PLATFORMS: tuple[Platform, ...] = (
+    Platform(
+        name="telegram",
+        channel="tailor_channels.TailorTelegramInput",
+        required={
+            "TAILOR_TELEGRAM_TOKEN": "access_token",
+            "TAILOR_TELEGRAM_WEBHOOK_URL": "webhook_url",
+        },
+        optional={
+            "TAILOR_TELEGRAM_SECRET_TOKEN": "secret_token",
+            "TAILOR_TELEGRAM_API_URL": "api_url",
+        },
+    ),
+    Platform(
+        name="slack",
+        channel="tailor_channels.TailorSlackInput",
+        required={
+            "TAILOR_SLACK_TOKEN": "slack_token",
+            "TAILOR_SLACK_SIGNING_SECRET": "slack_signing_secret",
+        },
+        optional={
+            "TAILOR_SLACK_CHANNEL": "slack_channel",
+            "TAILOR_SLACK_API_URL": "api_url",
+        },
+    ),
+    Platform(
+        name="facebook",
+        channel="tailor_channels.TailorFacebookInput",
+        required={
+            "TAILOR_FACEBOOK_VERIFY_TOKEN": "verify",
+            "TAILOR_FACEBOOK_APP_SECRET": "secret",
+            "TAILOR_FACEBOOK_PAGE_ACCESS_TOKEN": "page-access-token",
+        },
+        optional={"TAILOR_FACEBOOK_API_URL": "api_url"},
+    ),
+    Platform(
+        name="twilio",
+        channel="tailor_channels.TailorTwilioInput",
+        required={
+            "TAILOR_TWILIO_ACCOUNT_SID": "account_sid",
+            "TAILOR_TWILIO_AUTH_TOKEN": "auth_token",
+        },
+        optional={
+            "TAILOR_TWILIO_NUMBER": "twilio_number",
+            "TAILOR_TWILIO_WHATSAPP_NUMBER": "whatsapp_number",
+            "TAILOR_TWILIO_WEBHOOK_URL": "webhook_url",
+            "TAILOR_TWILIO_API_URL": "api_url",
+        },
+        one_of=("TAILOR_TWILIO_NUMBER", "TAILOR_TWILIO_WHATSAPP_NUMBER"),
+    ),
+)
+
+
+class PlatformMisconfigured(ValueError):
+    """Some but not all of a platform's variables are set; the message names the missing."""
+
+
+def platform_credentials(env: Mapping[str, str] | None = None) -> dict[str, dict[str, str]]:
+    """``credentials.yml`` sections of the platforms configured in ``env`` (default: the
+    process environment). A platform none of whose variables is set stays off; one with only
+    some of them set is an error naming the missing ones."""
+    env = os.environ if env is None else env
+    sections: dict[str, dict[str, str]] = {}
+    for platform in PLATFORMS:
+        if not platform.configured(env):
+            continue
+        missing = platform.missing(env)
+        if missing:
+            raise PlatformMisconfigured(
+                f"{platform.name} is partly configured: set {', '.join(missing)} as well "
+                f"(or unset its TAILOR_{platform.name.upper()}_* variables to leave it off)."
+            )
+        sections[platform.channel] = platform.credentials(env)
+    return sections
+
+
+def copy_credentials(settings: Settings, path: Path, env: Mapping[str, str] | None = None) -> Path:
+    """The channel credentials used for this run: ``bot/credentials.yml`` (REST with
+    metadata, socket.io) plus a section per messaging platform configured in ``env``
+    (:func:`platform_credentials`). The file holds secrets, so only its owner may read it.
+
+    The channels are classes of ``bot/tailor_channels.py``; the Rasa service gets that folder
+    on its ``PYTHONPATH`` (:func:`bot_pythonpath`).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(Path(settings.bot_dir) / "credentials.yml", path)
+    text = (Path(settings.bot_dir) / "credentials.yml").read_text(encoding="utf-8")
+    sections = platform_credentials(env)
+    if sections:
+        # JSON is YAML: one flow mapping per channel, every value a quoted string.
+        lines = [
+            "",
+            "# Messaging platforms enabled by TAILOR_* variables (tailor/runtime/rasa.py).",
+            *(f"{channel}: {json.dumps(values)}" for channel, values in sections.items()),
+        ]
+        text = text.rstrip("\n") + "\n" + "\n".join(lines) + "\n"
+    path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)
+    path.write_text(text, encoding="utf-8")
     return path
