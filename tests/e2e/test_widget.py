@@ -314,3 +314,50 @@ def test_reconnects_after_the_server_restarts_and_keeps_the_message(
         page.close()
     finally:
         web.stop()
+
+
+def test_agent_takeover_reaches_the_embedded_widget_live(
+    browser: Any, web_url: str, deployment: Deployment
+) -> None:
+    """An agent takes the widget's conversation over, sends a message and a product card
+    that appear in the widget without a reload, and hands back; the bot answers again."""
+    import httpx
+
+    from tailor.store.agents import create_agent
+
+    factory = make_session_factory(deployment.settings.database_url)
+    with factory.begin() as s:
+        create_agent(s, "widget-agent", "widget agent password")
+    page = browser.new_page(viewport={"width": 1280, "height": 860})
+    page.goto(web_url + "demo-store")
+    open_widget(page)
+    ask(page, "I need running shoes under $80")
+    shown = card_ids(page)
+    sender = page.evaluate("localStorage.getItem('tailor.widget.sender')")
+    assert sender
+
+    with httpx.Client(base_url=web_url.rstrip("/"), timeout=30) as agent:
+        login = {"username": "widget-agent", "password": "widget agent password"}
+        assert agent.post("/api/agent/login", json=login).status_code == 200
+        convo = f"/api/agent/conversations/{sender}"
+        assert agent.post(f"{convo}/takeover").status_code == 200
+        page.wait_for_function(
+            """() => document.querySelector('#tailor-widget').shadowRoot
+                 .querySelector('.log').textContent.includes('person has joined')""",
+            timeout=BOT_TIMEOUT,
+        )
+        assert agent.post(f"{convo}/message", json={"text": "Hi, this one fits you"}).is_success
+        assert agent.post(f"{convo}/card", json={"product_id": shown[1]}).is_success
+        page.wait_for_function(
+            """id => [...document.querySelector('#tailor-widget').shadowRoot
+                 .querySelectorAll('.log .card')].some(c => c.dataset.productId === String(id))
+                 && document.querySelector('#tailor-widget').shadowRoot
+                 .querySelector('.log').textContent.includes('Hi, this one fits you')""",
+            arg=shown[1],
+            timeout=BOT_TIMEOUT,
+        )
+        assert card_ids(page) == [shown[1]]  # the agent's card is the latest list
+        shot(page, "w08-agent-card-in-widget.png")
+        assert agent.post(f"{convo}/handback").status_code == 200
+    ask(page, "show me running shoes")
+    assert card_ids(page)  # the bot answers with cards again

@@ -187,7 +187,9 @@
     if (!this.sender) { this.sender = newSender(); setItem("localStorage", this.keys.sender, this.sender); }
     this.busy = false;
     this.latestCards = null; // the card list ordinals refer to
+    this.agentCursor = null; // position in the agent's messages (GET /api/updates)
     this.build();
+    this.pollAgent();
   }
 
   Widget.prototype.build = function () {
@@ -388,12 +390,30 @@
     });
   };
 
+  // Messages and cards a support agent sends while they have taken the conversation over
+  // arrive without a request from the shopper: poll for them (every 2 s, slower when hidden).
+  Widget.prototype.pollAgent = function () {
+    var self = this, convo = this.sender;
+    if (this.destroyed) return;
+    var url = "/api/updates?sender=" + encodeURIComponent(convo) +
+      (this.agentCursor === null ? "" : "&after=" + this.agentCursor);
+    this.api(url).then(function (b) {
+      if (convo !== self.sender || self.destroyed) return; // a new conversation started
+      if (self.agentCursor !== null) (b.messages || []).forEach(function (m) { self.addBot(m); });
+      if (typeof b.next === "number") self.agentCursor = b.next;
+    }).catch(function () { /* server restarting: the next tick retries */ }).then(function () {
+      if (self.destroyed) return;
+      self.agentTimer = setTimeout(function () { self.pollAgent(); }, document.hidden ? 6000 : 2000);
+    });
+  };
+
   Widget.prototype.greet = function () {
     this.addBot({ text: this.t.hello, buttons: this.t.starters.map(function (s) { return { title: s[0], payload: s[1] }; }) });
   };
 
   Widget.prototype.newConversation = function () {
     this.sender = newSender();
+    this.agentCursor = null;
     setItem("localStorage", this.keys.sender, this.sender);
     this.log.textContent = "";
     this.latestCards = null;
@@ -552,7 +572,11 @@
     btn.textContent = "✓ " + this.t.added;
   };
 
-  Widget.prototype.destroy = function () { if (this.host.parentNode) this.host.parentNode.removeChild(this.host); };
+  Widget.prototype.destroy = function () {
+    this.destroyed = true;
+    clearTimeout(this.agentTimer);
+    if (this.host.parentNode) this.host.parentNode.removeChild(this.host);
+  };
 
   // ---- public API ----
   var current = null;
