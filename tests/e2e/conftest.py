@@ -130,3 +130,35 @@ def web_url(deployment: Deployment) -> Iterator[str]:
         yield f"http://{deployment.settings.host}:{deployment.settings.web_port}/"
     finally:
         web.stop()
+
+
+#: Screenshots of the browser tests (kept as CI artifacts).
+SHOTS = PROJECT_ROOT / "test-output" / "screenshots"
+#: Debian's Chromium, installed by `scripts/bootstrap.sh --browser` (no download at test time).
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Chromium driven by Playwright, one per test module."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Chromium is not installed: `make install` installs Debian's chromium package")
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            yield b
+        finally:
+            b.close()

@@ -9,8 +9,6 @@ Screenshots go to test-output/screenshots/; the panel's is copied to docs/screen
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,23 +16,11 @@ import pytest
 from tailor.config import PROJECT_ROOT
 from tailor.store import make_session_factory
 from tailor.store.agents import create_agent
-from tests.e2e.conftest import Deployment
+from tests.e2e.conftest import SHOTS, Deployment
 
 pytestmark = [pytest.mark.e2e, pytest.mark.rasa, pytest.mark.browser, pytest.mark.slow]
 
-SHOTS = PROJECT_ROOT / "test-output" / "screenshots"
 DOCS_SHOT = PROJECT_ROOT / "docs" / "screenshots" / "agent-panel.png"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 AGENT, PASSWORD = "sam", "e2e-agent-password-123"
 BRIDGE = "/static/agent-bridge.js"
 
@@ -47,20 +33,6 @@ def panel_url(deployment: Deployment, web_url: str) -> str:
         create_agent(session, AGENT, PASSWORD)
     factory.kw["bind"].dispose()
     return web_url.rstrip("/")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Chromium is not installed: `make install` installs Debian's chromium package")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def _log_text(page: Any) -> str:

@@ -6,48 +6,17 @@ Screenshots are kept in test-output/screenshots/. Requests are observed, never r
 from __future__ import annotations
 
 import json
-import shutil
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tailor.config import PROJECT_ROOT
 from tailor.profiles.identity import verify_customer_token
 from tailor.store import make_session_factory
 from tailor.store.events import events_for
 from tailor.store.profiles import customer_by_external_id, profile_for
-from tests.e2e.conftest import Deployment
+from tests.e2e.conftest import SHOTS, Deployment
 
 pytestmark = [pytest.mark.e2e, pytest.mark.rasa, pytest.mark.browser, pytest.mark.slow]
-
-SHOTS = PROJECT_ROOT / "test-output" / "screenshots"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Chromium is not installed: `make install` installs Debian's chromium package")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def test_shopper_chats_sees_cards_and_keeps_history_after_reload(

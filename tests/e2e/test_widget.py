@@ -13,7 +13,6 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,8 +20,7 @@ import pytest
 from tailor.config import PROJECT_ROOT
 from tailor.store import make_session_factory
 from tailor.store.events import events_for
-from tests.e2e.conftest import Deployment, free_port
-from tests.e2e.test_browser import CHROMIUM, FLAGS, SHOTS
+from tests.e2e.conftest import SHOTS, Deployment, free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.rasa, pytest.mark.browser, pytest.mark.slow]
 
@@ -31,21 +29,6 @@ BOT_TIMEOUT = 45_000
 #: The widget's input and log (Playwright's CSS selectors pierce the open shadow root).
 INPUT = "#tailor-widget #tw-input"
 LOG = "#tailor-widget .log"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Chromium is not installed: `make install` installs Debian's chromium package")
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def shot(page: Any, name: str, docs_name: str | None = None) -> None:
