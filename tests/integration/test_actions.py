@@ -168,7 +168,7 @@ async def test_text_only_channel_gets_readable_list(recommender: Recommender) ->
         text,
         "ask_recommendation",
         [span(text, "product_type", "running shoes")],
-        channel="telegram",
+        channel="cmdline",
     )
     d, _ = await run(ActionRecommend(recommender), t)
     assert not cards(d)
