@@ -546,6 +546,33 @@ def cmd_chat(args: argparse.Namespace) -> int:
                 print("     [" + "] [".join(b["title"] for b in msg["buttons"]) + "]")
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Evaluate retrieval: lexical (BM25), dense and hybrid search on a labelled dataset.
+
+    `tailor eval retrieval --dataset abt-buy --data ../shared/data/retrieval/abt_buy`;
+    `--dataset folder` reads corpus.csv, queries.csv and qrels.csv (docs/retrieval-eval.md).
+    """
+    from tailor.evaluation.retrieval import load_dataset, run_retrieval_eval
+    from tailor.retrieval import Embedder
+
+    settings = _settings(args)
+    data = Path(args.data)
+    if not data.is_dir():
+        raise CliError(f"No such folder: {data}")
+    try:
+        dataset = load_dataset(args.dataset, data)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    embedder = Embedder(settings.embedding_model, batch_size=settings.embedding_batch_size)
+    report = run_retrieval_eval(dataset, embedder, k=args.k, progress=True)
+    table = report.markdown()
+    print(table)
+    if args.out:
+        Path(args.out).write_text(table + "\n", encoding="utf-8")
+        print(f"Wrote {args.out}")
+    return 0
+
+
 # -- parser ----------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with all subcommands."""
@@ -617,6 +644,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("chat", cmd_chat, "chat with a running Tailor in the terminal")
     p.add_argument("--url", help="Rasa server URL (default from settings)")
     p.add_argument("--sender", help="conversation id (default: a new one)")
+    p = add("eval", cmd_eval, "evaluate retrieval (lexical, dense, hybrid) on a dataset")
+    p.add_argument("what", choices=["retrieval"], help="retrieval: Recall@k, MRR, NDCG@k")
+    p.add_argument("--dataset", default="folder", choices=["folder", "abt-buy"])
+    p.add_argument("--data", required=True, help="the dataset folder")
+    p.add_argument("--k", type=int, default=10, help="cut-off for Recall@k and NDCG@k")
+    p.add_argument("--out", help="also write the markdown table to this file")
     return parser
 
 
