@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["APPROX_SPREAD", "PriceRange", "parse_price"]
+__all__ = ["APPROX_SPREAD", "PriceRange", "parse_price", "price_spans"]
 
 #: "around $40" means 40 ± this fraction.
 APPROX_SPREAD = 0.2
@@ -230,6 +230,15 @@ def _after_kind(text: str, end: int) -> str | None:
     return None
 
 
+def _after_match(text: str, end: int) -> int | None:
+    """End of the cue right after an amount ("80 or less" → end of "or less"), if any."""
+    for kind in ("max", "min", "approx"):
+        m = _AFTER[kind].match(text, end)
+        if m:
+            return m.end()
+    return None
+
+
 def _cents(value: float) -> float:
     return round(value + 0.0, 2)
 
@@ -242,12 +251,27 @@ def parse_price(text: str) -> PriceRange | None:
     "80$" are understood. Swapped bounds are put in order. A bare amount with a currency
     ("running shoes, $80") is read as a budget ceiling.
     """
+    return _parse(text)[0]
+
+
+def price_spans(text: str) -> list[tuple[int, int]]:
+    """Character spans of the price phrases :func:`parse_price` reads, cue words included
+    ("waterproof boots under 120" → ``[(16, 26)]``), so a caller can cut them out of the text
+    used for semantic search. Amounts that do not parse as prices give no span."""
+    return _parse(text)[1]
+
+
+def _parse(text: str) -> tuple[PriceRange | None, list[tuple[int, int]]]:
+    spans: list[tuple[int, int]] = []
     if not text:
-        return None
-    lowered = text.lower().replace("\u2019", "'")
+        return None, spans
+    # lower-case without changing the length ("İ".lower() has two characters), so spans
+    # index the caller's text
+    lowered = "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
+    lowered = lowered.replace("\u2019", "'")
     amounts = _amounts(lowered)
     if not amounts:
-        return None
+        return None, spans
 
     lows: list[float] = []
     highs: list[float] = []
@@ -272,6 +296,7 @@ def parse_price(text: str) -> PriceRange | None:
         lows.append(low)
         highs.append(high)
         used.update((i, i + 1))
+        spans.append((cue.start() if cue else a.start, b.end))
 
     for i, amt in enumerate(amounts):
         if i in used:
@@ -284,6 +309,8 @@ def parse_price(text: str) -> PriceRange | None:
             if not amt.marked:
                 continue
             kind = "max"
+        after = _after_match(lowered, amt.end) if before is None else None
+        spans.append((before[1] if before else amt.start, after or amt.end))
         if kind == "max":
             highs.append(amt.value)
         elif kind == "min":
@@ -297,10 +324,11 @@ def parse_price(text: str) -> PriceRange | None:
         centre = approx[0]
         lo, hi = centre * (1 - APPROX_SPREAD), centre * (1 + APPROX_SPREAD)
     if lo is None and hi is None:
-        return None
+        return None, []
     if lo is not None and hi is not None and lo > hi:
         lo, hi = hi, lo
-    return PriceRange(
+    rng = PriceRange(
         min=_cents(lo) if lo is not None else None,
         max=_cents(hi) if hi is not None else None,
     )
+    return rng, sorted(spans)

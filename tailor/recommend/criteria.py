@@ -247,6 +247,29 @@ def _without(items: Sequence[str], value: str) -> tuple[str, ...]:
 
 
 #: When extractors tag one span twice ("blue" as colour and as a brand), the first wins.
+def merge_entities(primary: Sequence[Entity], extra: Sequence[Entity]) -> list[Entity]:
+    """``primary`` (what Rasa found) plus those of ``extra`` (query understanding: typos,
+    plurals) that overlap no primary entity and add a kind or value Rasa did not report."""
+    merged = list(primary)
+    for ent in extra:
+        overlaps = any(
+            p.start is not None
+            and p.end is not None
+            and ent.start is not None
+            and ent.end is not None
+            and p.start < ent.end
+            and ent.start < p.end
+            for p in primary
+        )
+        same = any(
+            p.entity == ent.entity and (p.value or "").lower() == (ent.value or "").lower()
+            for p in primary
+        )
+        if not overlaps and not same:
+            merged.append(ent)
+    return merged
+
+
 SPAN_PRIORITY: tuple[str, ...] = ("price", "colour", "material", "size", "product_type", "brand")
 
 
@@ -281,6 +304,7 @@ def apply_turn(
     vocab: Vocabulary,
     shown: Sequence[ShownProduct] = (),
     similar_target: int | None = None,
+    semantic: str | None = None,
 ) -> TurnResult:
     """Fold one shopper message into the criteria.
 
@@ -288,7 +312,10 @@ def apply_turn(
     A new request for another kind of product starts a fresh search; everything else
     narrows or adjusts the current one. Negated entities ("not red", "I don't like Nike")
     become exclusions. ``similar_target`` is the product a "more like that one" points to.
+    ``semantic`` is the part of ``text`` left for semantic search once the constraints are
+    taken out (:mod:`tailor.nlu.understand`); without it the whole text is the query.
     """
+    query = (text if semantic is None else semantic).strip() or None
     notes: list[str] = []
     unknown: list[str] = []
     entities = resolve_overlaps(entities)
@@ -315,10 +342,10 @@ def apply_turn(
             or (named_category is None and named_type != current.product_type)
         )
         if changes_type or current.is_empty():
-            crit = Criteria(query=text.strip() or None)
+            crit = Criteria(query=query)
             reset_seen = True
         else:
-            crit = replace(current, query=text.strip() or current.query, similar_to=None)
+            crit = replace(current, query=query or current.query, similar_to=None)
         if named_type:
             crit = replace(crit, product_type=named_type, category=named_category)
     elif intent == "affirm":
