@@ -55,6 +55,11 @@ class Settings:
     rasa_url: str = ""
     action_url: str = ""
     suggestions: int = 4
+    #: How products are found for a text request: "hybrid" (FAISS + BM25, convex fusion),
+    #: "dense" (FAISS only) or "lexical" (BM25 only); see docs/retrieval-eval.md.
+    search_mode: str = "hybrid"
+    #: Weight of BM25 in the hybrid fusion (dense has weight 1).
+    search_lexical_weight: float = 1.0
     session_expiration_minutes: int = 60
     #: Minutes an agent's sign-in to the assist panel (/agent) lasts.
     agent_session_minutes: int = 480

@@ -12,13 +12,16 @@ import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from tailor.config import Settings
+from tailor.nlu.understand import QueryUnderstanding, known_words_from_model
 from tailor.nlu.vocab import Vocabulary
 from tailor.recommend.criteria import Criteria
 from tailor.recommend.personal import (
@@ -32,9 +35,13 @@ from tailor.recommend.personal import (
 from tailor.recommend.reasons import money, reason_for
 from tailor.recommend.signals import SignalBuilder
 from tailor.retrieval import Hit, ProductSearch
+from tailor.retrieval.hybrid import MODES, HybridSearch, Mode
+from tailor.retrieval.lexical import LexicalIndex, open_lexical
+from tailor.retrieval.text import product_text
 from tailor.store import make_session_factory
 from tailor.store.catalog import get_products
 from tailor.store.events import record_events
+from tailor.store.models import Product
 
 log = logging.getLogger(__name__)
 
@@ -145,13 +152,37 @@ class Recommender:
         k: int = 4,
         weights: RankingWeights | None = None,
         signals: SignalBuilder | None = None,
+        lexical: LexicalIndex | None = None,
+        search_mode: str = "hybrid",
+        lexical_weight: float = 1.0,
+        understanding: QueryUnderstanding | None = None,
     ) -> None:
+        if search_mode not in MODES:
+            raise ValueError(f"Unknown search mode {search_mode!r}; valid modes are {list(MODES)}")
         self.search = search
         self.session_factory = session_factory
         self.vocab = vocab
         self.k = k
         self.weights = weights or RankingWeights()
         self.signals = signals or SignalBuilder(session_factory)
+        self.search_mode: Mode = search_mode if lexical is not None else "dense"
+        self.hybrid = (
+            HybridSearch(search, lexical, weights=(1.0, lexical_weight), dense_scale=True)
+            if lexical is not None
+            else None
+        )
+        self._understanding = understanding
+
+    @property
+    def understanding(self) -> QueryUnderstanding:
+        """Spelling, constraints and semantic remainder of messages, read against this
+        catalog (built on first use from the database and the embedding model's words)."""
+        if self._understanding is None:
+            with self.session_factory() as session:
+                self._understanding = QueryUnderstanding.from_session(
+                    session, self.vocab, known_words_from_model(self.search.embedder.model_path)
+                )
+        return self._understanding
 
     @classmethod
     def from_settings(cls, settings: Settings, progress: bool = False) -> Recommender:
@@ -160,6 +191,15 @@ class Recommender:
         search = ProductSearch.open_configured(settings, factory, progress=progress)
         with factory() as session:
             vocab = Vocabulary.from_session(session)
+        lexical = None
+        if settings.search_mode != "dense":
+
+            def texts() -> list[tuple[int, str]]:
+                with factory() as session:
+                    rows = session.scalars(select(Product).order_by(Product.id))
+                    return [(p.id, product_text(p)) for p in rows]
+
+            lexical = open_lexical(Path(str(settings.index_dir)), search.fingerprint, texts)
         return cls(
             search,
             factory,
@@ -167,6 +207,9 @@ class Recommender:
             k=settings.suggestions,
             weights=weights_from_settings(settings),
             signals=SignalBuilder(factory, session_minutes=settings.session_expiration_minutes),
+            lexical=lexical,
+            search_mode=settings.search_mode,
+            lexical_weight=settings.search_lexical_weight,
         )
 
     def shopper(
@@ -178,6 +221,14 @@ class Recommender:
     ) -> ShopperContext:
         """The ranking inputs for this shopper (``customer_id`` only from a verified identity)."""
         return self.signals.build(sender_id, customer_id, metadata, now)
+
+    def catalog_similarity(self, text: str) -> float:
+        """Cosine similarity between ``text`` and the closest product (0 for no text): how
+        much a message is about this catalog at all."""
+        if not text.strip():
+            return 0.0
+        hits = self.search.search(text, 1)
+        return float(hits[0].score) if hits else 0.0
 
     # -- recommendations -------------------------------------------------------------
     def recommend(
@@ -278,6 +329,10 @@ class Recommender:
     def _candidates(
         self, criteria: Criteria, query: str | np.ndarray, want: int, flt: Any
     ) -> list[Hit]:
+        """Text goes through the configured search mode; a vector (similar-to, for-you)
+        can only be searched densely."""
+        if isinstance(query, str) and self.hybrid is not None and self.search_mode != "dense":
+            return self.hybrid.search(query, want, flt, mode=self.search_mode)
         return self.search.search(query, want, flt)
 
     def _vectors(self, ids: Sequence[int]) -> dict[int, np.ndarray]:

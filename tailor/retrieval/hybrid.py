@@ -16,7 +16,7 @@ from tailor.retrieval.engine import Hit, ProductSearch
 from tailor.retrieval.filters import Filter
 from tailor.retrieval.lexical import LexicalIndex
 
-__all__ = ["FUSIONS", "MODES", "HybridSearch", "Mode", "convex_fuse", "rrf_fuse"]
+__all__ = ["FUSIONS", "MODES", "HybridSearch", "Mode", "convex_fuse", "rescale", "rrf_fuse"]
 
 Mode = Literal["hybrid", "dense", "lexical"]
 MODES: tuple[Mode, ...] = ("lexical", "dense", "hybrid")
@@ -77,12 +77,32 @@ def convex_fuse(
     return [Hit(pid, score) for pid, score in order]
 
 
+def rescale(fused: Sequence[Hit], dense: Sequence[Hit]) -> list[Hit]:
+    """Map fusion scores linearly onto the dense scores' range: the best fused hit gets the
+    best dense similarity, the worst the worst; order is unchanged. Without dense hits (or a
+    single fused hit) the scores are returned as they are.
+
+    ``rescale([Hit(1, 2.0), Hit(2, 1.0), Hit(3, 0.0)], dense with scores 0.8..0.4)`` →
+    scores 0.8, 0.6, 0.4.
+    """
+    if not fused or not dense:
+        return list(fused)
+    f_hi, f_lo = max(h.score for h in fused), min(h.score for h in fused)
+    d_hi, d_lo = max(h.score for h in dense), min(h.score for h in dense)
+    if f_hi == f_lo:
+        return [Hit(h.product_id, d_hi) for h in fused]
+    span = (d_hi - d_lo) / (f_hi - f_lo)
+    return [Hit(h.product_id, d_lo + (h.score - f_lo) * span) for h in fused]
+
+
 class HybridSearch:
     """Dense + lexical search over the same products, with the dense engine's exact filters.
 
     ``depth`` is how many candidates each ranker contributes before fusion; ``fusion`` is
     "rrf" (:func:`rrf_fuse` with ``rrf_k``) or "convex" (:func:`convex_fuse`); ``weights``
-    are the fusion weights of the (dense, lexical) lists.
+    are the fusion weights of the (dense, lexical) lists. With ``dense_scale`` hybrid scores
+    are mapped onto the range of the dense similarities (:func:`rescale`), for callers that
+    add other terms to a cosine-scaled relevance.
     """
 
     def __init__(
@@ -94,6 +114,7 @@ class HybridSearch:
         weights: tuple[float, float] = (1.0, 1.0),
         depth: int = 100,
         fusion: str = "convex",
+        dense_scale: bool = False,
     ) -> None:
         if fusion not in FUSIONS:
             raise ValueError(f"Unknown fusion {fusion!r}; valid fusions are {list(FUSIONS)}")
@@ -103,6 +124,7 @@ class HybridSearch:
         self.rrf_k = rrf_k
         self.weights = weights
         self.depth = depth
+        self.dense_scale = dense_scale
 
     def search(
         self,
@@ -132,6 +154,8 @@ class HybridSearch:
         if isinstance(w, Mapping):
             w = (float(w.get("dense", 1.0)), float(w.get("lexical", 1.0)))
         if self.fusion == "convex":
-            return convex_fuse([dense, lexical], weights=list(w))[:k]
-        rankings = [[h.product_id for h in dense], [h.product_id for h in lexical]]
-        return rrf_fuse(rankings, k=self.rrf_k, weights=list(w))[:k]
+            fused = convex_fuse([dense, lexical], weights=list(w))[:k]
+        else:
+            rankings = [[h.product_id for h in dense], [h.product_id for h in lexical]]
+            fused = rrf_fuse(rankings, k=self.rrf_k, weights=list(w))[:k]
+        return rescale(fused, dense) if self.dense_scale else fused
