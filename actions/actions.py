@@ -20,6 +20,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from tailor.config import Settings
 from tailor.nlu.ordinals import parse_ordinals
 from tailor.nlu.reactions import parse_reaction
+from tailor.nlu.understand import Understanding
 from tailor.profiles.observer import Observation, Observer
 from tailor.recommend.criteria import (
     CRITERIA_SLOTS,
@@ -27,6 +28,7 @@ from tailor.recommend.criteria import (
     Entity,
     ShownProduct,
     apply_turn,
+    merge_entities,
     shown_from_slot,
 )
 from tailor.recommend.personal import ShopperContext
@@ -38,6 +40,7 @@ from tailor.recommend.render import (
     quick,
     recommendation_replies,
 )
+from tailor.recommend.scope import is_bare_product_phrase, is_grounded, is_product_request
 from tailor.recommend.service import Recommender, get_default_recommender
 
 #: Words that carry no shopping meaning; a request made only of them gets a question back.
@@ -114,6 +117,25 @@ class TailorAction(Action, abc.ABC):
     def name(self) -> str:
         """The action name declared in the domain."""
 
+    async def bare_request(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker
+    ) -> list[EventType] | None:
+        """Before anything was shown, with no search going, a bare product phrase that the
+        NLU model read as another intent ("air fryer" as a reset, "logitec mouse" as praise)
+        is a request: answer it as one. ``None`` when that is not the case."""
+        if tracker.get_slot("shown"):
+            return None
+        if not Criteria.from_slots(tracker.current_slot_values()).is_empty():
+            return None
+        _, text, _ = self.latest(tracker)
+        if not text.strip():
+            return None
+        u = await asyncio.to_thread(self.recommender.understanding.understand, text)
+        if not is_bare_product_phrase(u):
+            return None
+        helper = ActionRecommend(self.recommender, self.observer)
+        return await helper.recommend(dispatcher, tracker, "ask_recommendation", u)
+
     @staticmethod
     def rich(tracker: Tracker) -> bool:
         """Whether the shopper's channel renders product cards."""
@@ -167,10 +189,30 @@ class ActionRecommend(TailorAction):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
+        return await self.recommend(dispatcher, tracker)
+
+    async def recommend(
+        self,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        intent_override: str | None = None,
+        understood: Understanding | None = None,
+    ) -> list[EventType]:
+        """Answer the latest message with suggestions (or a question when it is unclear)."""
         obs = await self.observe(tracker)
         intent, text, entities = self.latest(tracker)
         if self.force_more:
             intent = "affirm"
+        elif intent_override:
+            intent = intent_override
+        elif (
+            intent in ("refine", "react_negative")
+            and not tracker.get_slot("shown")
+            and Criteria.from_slots(tracker.current_slot_values()).is_empty()
+        ):
+            # refining or rejecting before anything was shown ("king size duvet cover" read
+            # as a refinement): it can only be a new request
+            intent = "ask_recommendation"
         current = Criteria.from_slots(tracker.current_slot_values())
         shown = shown_from_slot(tracker.get_slot("shown"))
         seen = [int(x) for x in (tracker.get_slot("seen") or []) if str(x).lstrip("-").isdigit()]
@@ -187,19 +229,36 @@ class ActionRecommend(TailorAction):
             return []
 
         target = shown[positions[0]].id if positions and shown else None
-        turn = apply_turn(current, intent, text, entities, rec.vocab, shown, similar_target=target)
-        crit = turn.criteria
-        generic = (
-            intent == "ask_recommendation"
-            and not entities
-            and _is_generic(text)
-            and (current.is_empty() or turn.reset_seen)
+        u = understood
+        if u is None and intent != "affirm" and text.strip():
+            u = await asyncio.to_thread(rec.understanding.understand, text)
+        if u is not None:
+            found = [Entity.from_rasa(sp.as_rasa()) for sp in u.spans if sp.entity != "price"]
+            entities = merge_entities(entities, found)
+        turn = apply_turn(
+            current,
+            intent,
+            text,
+            entities,
+            rec.vocab,
+            shown,
+            similar_target=target,
+            semantic=u.semantic if u is not None else None,
         )
+        crit = turn.criteria
+        fresh = current.is_empty() or turn.reset_seen
+        generic = intent == "ask_recommendation" and not entities and _is_generic(text) and fresh
         if generic:
             if not for_you:
                 dispatcher.utter_message(response="utter_ask_what")
                 return []
             crit = Criteria()
+        elif intent == "ask_recommendation" and fresh and u is not None and not is_grounded(u):
+            similarity = await asyncio.to_thread(rec.catalog_similarity, u.semantic or text)
+            if not is_grounded(u, similarity):
+                # "recommend a good restaurant": a request, but for nothing this store sells
+                dispatcher.utter_message(response="utter_out_of_scope")
+                return []
         if turn.reset_seen:
             seen = []
         if turn.mode == "more":
@@ -297,6 +356,30 @@ class ActionRecommend(TailorAction):
             )
 
 
+class ActionOutOfScope(ActionRecommend):
+    """Out of scope or unsure NLU: a bare product phrase ("yoga mat thick"), or a request
+    close to a catalog product ("I need a new vacuum cleaner"), is still a request and gets
+    suggestions; anything else gets the fixed out-of-scope or fallback reply."""
+
+    def name(self) -> str:
+        return "action_out_of_scope"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        intent, text, _ = self.latest(tracker)
+        rec = self.recommender
+        u = await asyncio.to_thread(rec.understanding.understand, text)
+        if is_bare_product_phrase(u) or is_product_request(
+            u, await asyncio.to_thread(rec.catalog_similarity, u.semantic or text)
+        ):
+            return await self.recommend(dispatcher, tracker, "ask_recommendation", u)
+        await self.observe(tracker)
+        fallback = intent == "nlu_fallback"
+        dispatcher.utter_message(response="utter_default" if fallback else "utter_out_of_scope")
+        return []
+
+
 class ActionShowMore(ActionRecommend):
     """More products for the same criteria, none shown before ("yes", "show more")."""
 
@@ -315,6 +398,9 @@ class ActionProductDetails(TailorAction):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
+        redirected = await self.bare_request(dispatcher, tracker)
+        if redirected is not None:
+            return redirected
         obs = await self.observe(tracker)
         _, text, entities = self.latest(tracker)
         shown = shown_from_slot(tracker.get_slot("shown"))
@@ -368,6 +454,9 @@ class ActionCompare(TailorAction):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
+        redirected = await self.bare_request(dispatcher, tracker)
+        if redirected is not None:
+            return redirected
         obs = await self.observe(tracker)
         _, text, entities = self.latest(tracker)
         shown = shown_from_slot(tracker.get_slot("shown"))
@@ -412,6 +501,9 @@ class ActionReset(TailorAction):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
+        redirected = await self.bare_request(dispatcher, tracker)
+        if redirected is not None:
+            return redirected
         await self.observe(tracker)
         dispatcher.utter_message(text="Okay, let's start over. What are you looking for?")
         return [SlotSet(name, None) for name in (*CRITERIA_SLOTS, "shown", "seen")]
@@ -426,6 +518,9 @@ class ActionFeedback(TailorAction):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
+        redirected = await self.bare_request(dispatcher, tracker)
+        if redirected is not None:
+            return redirected
         obs = await self.observe(tracker)
         _, text, entities = self.latest(tracker)
         shown = shown_from_slot(tracker.get_slot("shown"))

@@ -1,10 +1,12 @@
 """Rasa lookup tables and synonyms generated from the catalog vocabulary.
 
 The output (``bot/data/generated/lookups.yml``, Rasa 3.x YAML, version "3.1") holds lookup
-tables ``brand``, ``colour``, ``material``, ``product_type`` and ``refinement``, and synonym
+tables ``brand``, ``colour``, ``material``, ``product_type`` and ``refinement``, synonym
 blocks mapping refinement phrases, colour/material aliases and loose brand spellings to
-their canonical values. The text is deterministic, so the model fingerprint only changes
-when the catalog vocabulary (or the phrase lists here) change.
+their canonical values, and ``ask_recommendation`` examples naming the catalog's own
+product types and brands (:func:`render_requests`). The text is deterministic, so the
+model fingerprint only changes when the catalog vocabulary (or the phrase lists here)
+change.
 
 Rasa ``re.escape``-s every lookup entry and wraps each in ``\\b``, and it builds one
 alternation per table in the order written, so entries are written longest first (a
@@ -22,9 +24,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from tailor.nlu.refine import REFINEMENTS, lookup_phrases
-from tailor.nlu.vocab import Vocabulary
+from tailor.nlu.vocab import Vocabulary, singular
 
-__all__ = ["LOOKUP_STOPWORDS", "render_lookups", "write_lookups"]
+__all__ = ["LOOKUP_STOPWORDS", "render_lookups", "render_requests", "write_lookups"]
 
 #: Words never put into a lookup table: as a brand or a type they would match everywhere.
 _STOPWORD_TEXT = """
@@ -118,7 +120,80 @@ def render_lookups(vocab: Vocabulary) -> str:
             f"- synonym: {json.dumps(canonical, ensure_ascii=False)}\n"
             f"  examples: |\n{_examples(phrases)}"
         )
+    requests = render_requests(vocab)
+    if requests:
+        parts.append(f"- intent: ask_recommendation\n  examples: |\n{_examples(requests)}")
     return "".join(parts)
+
+
+#: Request templates for generated training examples; ``{t}`` is a product type phrase
+#: (annotated), ``{c}`` a colour (annotated), ``{p}`` a person, ``{n}`` a budget.
+_REQUEST_TEMPLATES: tuple[str, ...] = (
+    "{t}",
+    "I need {a} {t}",
+    "do you sell {t}?",
+    "{c} {t}",
+    "looking for {a} {t} for my {p}",
+    "{t} under {n}",
+    "cheap {t}",
+    "can you recommend {a} {t}?",
+    "I want to buy {a} {t}",
+    "show me some {t}",
+    "best {t} for {p}",
+    "{t} good quality",
+)
+_PEOPLE = ("mum", "dad", "son", "daughter", "wife", "husband", "friend", "kids", "office")
+_BRAND_TEMPLATES: tuple[str, ...] = (
+    "{b}",
+    "anything from {b}?",
+    "show me {b}",
+    "do you have {b} stuff",
+)
+
+
+def render_requests(vocab: Vocabulary, per_type: int = 3, brands: int = 40) -> list[str]:
+    """Annotated ``ask_recommendation`` examples naming this catalog's product types and
+    brands, so the intent model knows the store's own product words ("vacuum cleaner",
+    "yoga mat") as requests, bare or in a sentence. Deterministic: templates and fillers are
+    taken in turn over the sorted vocabulary."""
+    types = sorted({p for p in (_boundary_safe(t) for t in vocab.product_type_phrases()) if p})
+    leaves = sorted(
+        {
+            path.split(">")[-1].strip().lower()
+            for path in vocab.categories
+            if ">" in path and _boundary_safe(path.split(">")[-1].strip().lower())
+        }
+    )
+    names = [t for t in leaves if t in set(types)] or types
+    colours = sorted(c for c in (_boundary_safe(c) for c in vocab.colours) if c) or ["black"]
+    out: list[str] = []
+    turn = 0
+    for name in names:
+        for _ in range(per_type):
+            template = _REQUEST_TEMPLATES[turn % len(_REQUEST_TEMPLATES)]
+            one = singular(name) if "{a}" in template else name
+            article = "an" if one[0] in "aeiou" else "a"
+            out.append(
+                template.format(
+                    t=f"[{one}](product_type)",
+                    c=f"[{colours[turn % len(colours)]}](colour)",
+                    p=_PEOPLE[turn % len(_PEOPLE)],
+                    n=f"{(turn % 9 + 1) * 20}",
+                    a=article,
+                )
+            )
+            turn += 1
+    attribute_words = {p.lower() for p in (*vocab.colour_phrases(), *vocab.material_phrases())}
+    attribute_words |= {p.lower() for p in vocab.product_type_phrases()}
+    usable = [
+        b
+        for b in sorted(vocab.brands, key=str.lower)
+        if _boundary_safe(b) == b and b.lower() not in attribute_words
+    ]
+    step = max(1, len(usable) // brands) if usable else 1
+    for i, brand in enumerate(usable[::step][:brands]):
+        out.append(_BRAND_TEMPLATES[i % len(_BRAND_TEMPLATES)].format(b=f"[{brand}](brand)"))
+    return list(dict.fromkeys(out))
 
 
 def write_lookups(vocab: Vocabulary, path: Path) -> Path:

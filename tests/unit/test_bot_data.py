@@ -112,13 +112,15 @@ def _parse(example: str) -> tuple[str, set[tuple[str, int, int, str]]]:
 
 @pytest.fixture(scope="module")
 def nlu() -> list[dict[str, Any]]:
-    return list(_yaml("data/nlu.yml")["nlu"])
+    """Every hand-written NLU file (the generated lookups are tested on their own)."""
+    return list(_yaml("data/nlu.yml")["nlu"]) + list(_yaml("data/out_of_scope.yml")["nlu"])
 
 
 def test_every_intent_has_enough_varied_examples(nlu: list[dict[str, Any]]) -> None:
-    counts = Counter(
-        {item["intent"]: len(_examples(item["examples"])) for item in nlu if "intent" in item}
-    )
+    counts: Counter[str] = Counter()
+    for item in nlu:
+        if "intent" in item:
+            counts[item["intent"]] += len(_examples(item["examples"]))
     assert set(counts) == INTENTS
     assert min(counts.values()) >= 25, counts
     for intent in ("ask_recommendation", "refine", "react_negative", "out_of_scope"):
@@ -156,6 +158,9 @@ def test_domain_and_rules_follow_the_contract() -> None:
 
 
 def test_annotations_are_exactly_what_the_extractor_finds(nlu: list[dict[str, Any]]) -> None:
+    # Out-of-scope examples are not annotated: whatever the extractor finds in "how long do
+    # leftovers last" is ignored, since no action reads entities of an out-of-scope message.
+    nlu = [item for item in nlu if item.get("intent") != "out_of_scope"]
     generated = yaml.safe_load(render_lookups(VOCAB))["nlu"]
     patterns: list[tuple[str, re.Pattern[str]]] = []
     synonyms: dict[str, str] = {}
