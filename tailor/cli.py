@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tailor.config import Settings
+from tailor.config import PROJECT_ROOT, Settings
 
 if TYPE_CHECKING:
     from tailor.sentiment.reviews import ReviewScoreReport
@@ -311,7 +311,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     """Build what is missing, start the action server, Rasa and the web page; Ctrl-C stops."""
     from tailor.runtime import processes as P
-    from tailor.runtime.rasa import RasaNotInstalled, train
     from tailor.runtime.secrets import ensure_customer_token_secret
 
     try:
@@ -320,16 +319,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from exc
     t_start = time.monotonic()
     try:
-        install_rasa_venv(settings)
         P.check_ports(settings)
-        _ensure_catalog(settings)
-        echo(score_review_sentiment(settings).render())
-        ensure_segments(settings)
-        build_index(settings)
-        write_lookups_for(settings)
-        model, _ = train(settings, echo=echo)
-    except (RasaNotInstalled, P.ServiceError) as exc:
+    except P.ServiceError as exc:
         raise CliError(str(exc)) from exc
+    model = _prepared_bot(settings)
 
     actions = P.action_server(settings)
     try:
@@ -546,12 +539,73 @@ def cmd_chat(args: argparse.Namespace) -> int:
                 print("     [" + "] [".join(b["title"] for b in msg["buttons"]) + "]")
 
 
-def cmd_eval(args: argparse.Namespace) -> int:
-    """Evaluate retrieval: lexical (BM25), dense and hybrid search on a labelled dataset.
+def _prepared_bot(settings: Settings) -> Path:
+    """The Rasa venv, catalog, review scores, segments, index, lookups and a trained model
+    (each only when missing or stale); returns the model path."""
+    from tailor.runtime.rasa import RasaNotInstalled, train
 
-    `tailor eval retrieval --dataset abt-buy --data ../shared/data/retrieval/abt_buy`;
-    `--dataset folder` reads corpus.csv, queries.csv and qrels.csv (docs/retrieval-eval.md).
+    try:
+        install_rasa_venv(settings)
+        _ensure_catalog(settings)
+        echo(score_review_sentiment(settings).render())
+        ensure_segments(settings)
+        build_index(settings)
+        write_lookups_for(settings)
+        model, _ = train(settings, echo=echo)
+    except RasaNotInstalled as exc:
+        raise CliError(str(exc)) from exc
+    return model
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Measure quality on real data; see docs/quality.md.
+
+    `retrieval`: lexical (BM25), dense and hybrid search on a labelled dataset
+    (`--dataset abt-buy --data ../shared/data/retrieval/abt_buy`; `--dataset folder` reads
+    corpus.csv, queries.csv and qrels.csv, docs/retrieval-eval.md).
+    `nlu`: intent/entity cross-validation, constraint extraction, and out-of-scope vs
+    shopping requests through the running bot (`--data ../shared/data`).
+    `sentiment`: SST-2 dev, UCI sentences, neutral calibration (`--data ../shared/data`).
+    `all`: everything, written to docs/quality.md with plots (`--data ../shared/data`).
     """
+    if args.what == "retrieval":
+        return _eval_retrieval(args)
+    from tailor.evaluation.report import QualityRun, data_files, write_report
+
+    settings = _settings(args)
+    try:
+        files = data_files(args.data)
+    except FileNotFoundError as exc:
+        raise CliError(f"{exc} (give the shared data folder with --data)") from exc
+    out = Path(args.out) if args.out else PROJECT_ROOT / "docs" / "quality.md"
+    plots = out.parent / "quality" if args.what == "all" else Path(settings.home) / "eval"
+    run = QualityRun(settings, files, plots, echo)
+    started = time.monotonic()
+    if args.what in ("nlu", "all"):
+        model = _prepared_bot(settings)
+        from tailor.recommend.service import Recommender
+
+        recommender = Recommender.from_settings(settings)
+        run.timed("Understanding: intents and entities", run.nlu)
+        run.timed("Understanding: constraints", lambda: run.understanding(recommender))
+        run.timed("Understanding: out of scope vs shopping", lambda: run.scope(model))
+    if args.what in ("sentiment", "all"):
+        run.timed("Sentiment", run.sentiment)
+    if args.what == "all":
+        run.timed("Retrieval", run.retrieval)
+        order = ["Retrieval"] + [n for n, _ in run.sections if n != "Retrieval"]
+        run.sections.sort(key=lambda item: order.index(item[0]))
+        command = f"tailor eval all --data {args.data}"
+        path = write_report(run, out, command, time.monotonic() - started)
+        echo(f"Wrote {path} in {(time.monotonic() - started) / 60:.1f} min.")
+        return 0
+    for name, body in run.sections:
+        print(f"\n## {name}\n\n{body}")
+    echo(f"Done in {(time.monotonic() - started) / 60:.1f} min.")
+    return 0
+
+
+def _eval_retrieval(args: argparse.Namespace) -> int:
     from tailor.evaluation.retrieval import load_dataset, run_retrieval_eval
     from tailor.retrieval import Embedder
 
@@ -644,12 +698,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("chat", cmd_chat, "chat with a running Tailor in the terminal")
     p.add_argument("--url", help="Rasa server URL (default from settings)")
     p.add_argument("--sender", help="conversation id (default: a new one)")
-    p = add("eval", cmd_eval, "evaluate retrieval (lexical, dense, hybrid) on a dataset")
-    p.add_argument("what", choices=["retrieval"], help="retrieval: Recall@k, MRR, NDCG@k")
-    p.add_argument("--dataset", default="folder", choices=["folder", "abt-buy"])
-    p.add_argument("--data", required=True, help="the dataset folder")
+    p = add("eval", cmd_eval, "measure retrieval, understanding and sentiment on real data")
+    p.add_argument(
+        "what",
+        choices=["retrieval", "nlu", "sentiment", "all"],
+        help="retrieval: Recall@k, MRR, NDCG@k; nlu: intents, entities, out of scope; "
+        "sentiment: accuracy, macro-F1, calibration; all: docs/quality.md",
+    )
+    p.add_argument("--dataset", default="folder", choices=["folder", "abt-buy"], help="(retrieval)")
+    p.add_argument(
+        "--data",
+        required=True,
+        help="the dataset folder (retrieval) or the shared data folder (nlu, sentiment, all)",
+    )
     p.add_argument("--k", type=int, default=10, help="cut-off for Recall@k and NDCG@k")
-    p.add_argument("--out", help="also write the markdown table to this file")
+    p.add_argument(
+        "--out", help="retrieval: also write the table here; all: the report (docs/quality.md)"
+    )
     return parser
 
 

@@ -67,6 +67,34 @@ def recall_at_k(ranked: Sequence[str], relevant: Iterable[str], k: int) -> float
     return len(rel.intersection(ranked[:k])) / len(rel)
 
 
+def precision_at_k(ranked: Sequence[str], relevant: Iterable[str], k: int) -> float:
+    """Share of the first ``k`` results that are relevant (a short list still divides by
+    ``k``): ``precision_at_k(["d1", "d2", "d3"], {"d2", "d9"}, 2)`` → 0.5."""
+    if k <= 0:
+        raise ValueError("k must be at least 1")
+    rel = set(relevant)
+    return sum(1 for d in ranked[:k] if d in rel) / k
+
+
+def curves(
+    rankings: dict[str, list[str]], qrels: dict[str, set[str]], max_k: int = 10
+) -> list[tuple[int, float, float]]:
+    """``(k, mean precision@k, mean recall@k)`` for k = 1..``max_k`` over the queries that
+    have relevance judgements."""
+    qs = [q for q in rankings if q in qrels]
+    if not qs:
+        return []
+    n = len(qs)
+    return [
+        (
+            k,
+            sum(precision_at_k(rankings[q], qrels[q], k) for q in qs) / n,
+            sum(recall_at_k(rankings[q], qrels[q], k) for q in qs) / n,
+        )
+        for k in range(1, max_k + 1)
+    ]
+
+
 def mrr(ranked: Sequence[str], relevant: Iterable[str]) -> float:
     """Reciprocal rank of the first relevant id in ``ranked`` (0 when none is found)."""
     rel = set(relevant)
@@ -256,6 +284,8 @@ class RetrievalReport:
     tuned: dict[str, float | str] = field(default_factory=dict)
     seconds: float = 0.0
     date: str = ""
+    #: method → [(k, precision@k, recall@k)] on all queries, k = 1..10
+    curves: dict[str, list[tuple[int, float, float]]] = field(default_factory=dict)
 
     def markdown(self) -> str:
         """The results as markdown tables."""
@@ -392,6 +422,12 @@ def run_retrieval_eval(
         ]
 
     rows = standard(qids)
+    pr_curves = {
+        "lexical (BM25)": curves(lex_rank, qrels),
+        "dense (MiniLM + FAISS)": curves(dense_rank, qrels),
+        f"hybrid (RRF k={rrf_k})": curves(fused(qids, "rrf", 1.0), qrels),
+        "hybrid (convex 1:1)": curves(fused(qids, "convex", 1.0), qrels),
+    }
     tune, test = _split(qids, seed)
     split_rows: list[EvalRow] = []
     tuned: dict[str, float | str] = {}
@@ -419,4 +455,5 @@ def run_retrieval_eval(
         tuned=tuned,
         seconds=time.perf_counter() - start,
         date=datetime.now(UTC).strftime("%Y-%m-%d"),
+        curves=pr_curves,
     )

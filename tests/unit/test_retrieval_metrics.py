@@ -173,3 +173,17 @@ def test_convex_fuse_by_hand() -> None:
     assert [h.score for h in hits] == pytest.approx([2.0, 1.0, 0.5, 0.0])
     single = convex_fuse([[Hit(7, 0.3)], []])
     assert [(h.product_id, h.score) for h in single] == [(7, 1.0)]
+
+
+def test_precision_at_k_and_curves_by_hand() -> None:
+    from tailor.evaluation.retrieval import curves, precision_at_k
+
+    assert precision_at_k(["d1", "d2", "d3"], {"d2", "d9"}, 2) == 0.5
+    assert precision_at_k(["d1"], {"d1"}, 4) == 0.25  # a short list still divides by k
+    with pytest.raises(ValueError):
+        precision_at_k(RANKED, {"d1"}, 0)
+    rankings = {"q1": ["a", "b"], "q2": ["c", "d"], "q3": ["x"]}
+    qrels = {"q1": {"b"}, "q2": {"c", "d"}}  # q3 has no judgement and is skipped
+    got = curves(rankings, qrels, max_k=2)
+    # k=1: precision (0 + 1)/2, recall (0 + 1/2)/2; k=2: precision (1/2 + 1)/2, recall (1 + 1)/2
+    assert got == [(1, 0.5, 0.25), (2, 0.75, 1.0)]
