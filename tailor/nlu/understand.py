@@ -255,6 +255,10 @@ class QueryUnderstanding:
 
         types = {p: p for p in self.vocab.product_type_phrases()}
         brands = {p: self.vocab.brand(p) or p for p in self.vocab.brand_phrases()}
+        # "legos", "nikes": a brand in the plural names the brand's products
+        for phrase, brand in list(brands.items()):
+            if phrase[-1:].isalpha() and not phrase.lower().endswith("s"):
+                brands.setdefault(phrase + "s", brand)
         colours = dict(self.vocab.colour_phrases())
         materials = dict(self.vocab.material_phrases())
         out = []

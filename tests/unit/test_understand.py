@@ -202,3 +202,9 @@ def test_a_product_word_used_as_a_verb_is_not_a_product() -> None:
     assert not qu.understand("suggest a movie to watch tonight").names_product
     assert not qu.understand("how to iron a shirt").names_product
     assert qu.understand("a watch for tonight").names_product
+
+
+def test_a_brand_in_the_plural_is_the_brand(qu: QueryUnderstanding) -> None:
+    u = qu.understand("nikes for running")
+    assert u.values("brand") == ["Nike"]
+    assert qu.understand("no nikes please").values("brand", negated=True) == ["Nike"]
