@@ -199,3 +199,15 @@ def test_lexical_index_survives_save_and_load(tmp_path: Path) -> None:
     (tmp_path / "idx" / "lexical-bbbb" / "lexical.json").write_text("{", encoding="utf-8")
     open_lexical(tmp_path / "idx", "bbbb", texts)
     assert len(calls) == 3
+
+
+def test_eval_commands_name_missing_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tailor.cli import main
+
+    for what in ("nlu", "sentiment", "all"):
+        code = main(["--home", str(tmp_path / "home"), "eval", what, "--data", str(tmp_path)])
+        assert code == 2
+        err = capsys.readouterr().err
+        assert "evaluation data not found" in err and "clinc150_train_val.json" in err
+    # nothing was built or written for a run that could not start
+    assert not (tmp_path / "home" / "eval").exists()
