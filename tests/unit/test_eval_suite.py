@@ -201,7 +201,9 @@ def test_lexical_index_survives_save_and_load(tmp_path: Path) -> None:
     assert len(calls) == 3
 
 
-def test_eval_commands_name_missing_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_eval_commands_name_missing_data(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from tailor.cli import main
 
     for what in ("nlu", "sentiment", "all"):
