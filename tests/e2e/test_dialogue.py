@@ -19,7 +19,13 @@ pytestmark = [pytest.mark.rasa, pytest.mark.slow]
 
 OUT = PROJECT_ROOT / "test-output"
 #: Rasa's validator flags responses only custom actions send; these are expected.
-KNOWN_WARNINGS = ("'utter_ask_what'", "'utter_greet'")
+KNOWN_WARNINGS = ("'utter_ask_what'", "'utter_greet'", "'utter_out_of_scope'", "'utter_default'")
+
+
+def test_the_known_warnings_are_responses_our_actions_send() -> None:
+    source = (PROJECT_ROOT / "actions" / "actions.py").read_text(encoding="utf-8")
+    for name in KNOWN_WARNINGS:
+        assert f'"{name.strip(chr(39))}"' in source, name
 
 
 def rasa(settings: Settings, *args: str, timeout: int = 900) -> subprocess.CompletedProcess[str]:
