@@ -607,7 +607,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def _eval_retrieval(args: argparse.Namespace) -> int:
     from tailor.evaluation.retrieval import load_dataset, run_retrieval_eval
-    from tailor.retrieval import Embedder
+    from tailor.retrieval.engine import embedder_for
 
     settings = _settings(args)
     data = Path(args.data)
@@ -617,7 +617,7 @@ def _eval_retrieval(args: argparse.Namespace) -> int:
         dataset = load_dataset(args.dataset, data)
     except ValueError as exc:
         raise CliError(str(exc)) from exc
-    embedder = Embedder(settings.embedding_model, batch_size=settings.embedding_batch_size)
+    embedder = embedder_for(settings)
     report = run_retrieval_eval(dataset, embedder, k=args.k, progress=True)
     table = report.markdown()
     print(table)

@@ -39,7 +39,13 @@ class Settings:
     home: Path = field(default_factory=_default_home)
     database_url: str = ""
     embedding_model: str = ""
-    embedding_batch_size: int = 64
+    #: Texts per model call; 16 was fastest for ONNX fp32 and int8 on these cores
+    #: (scripts/bench_embed.py; texts are sorted by length, so batches pad little).
+    embedding_batch_size: int = 16
+    #: "onnx" (ONNX Runtime; the same vectors as torch, several times faster per query on
+    #: these cores), "onnx-int8" (quantised: faster ingestion, slightly different vectors)
+    #: or "torch" (sentence-transformers). docs/benchmarks.md has the figures.
+    embedding_backend: str = "onnx"
     index_backend: str = "flat"
     index_dir: Path | None = None
     demo_products: int = 10_000

@@ -99,11 +99,11 @@ class QualityRun:
     def retrieval(self) -> str:
         """Abt-Buy: lexical, dense, hybrid; precision/recall at k plot."""
         from tailor.evaluation.retrieval import load_dataset, run_retrieval_eval
-        from tailor.retrieval import Embedder
+        from tailor.retrieval.engine import embedder_for
 
         s = self.settings
         dataset = load_dataset("abt-buy", self.files.abt_buy)
-        embedder = Embedder(s.embedding_model, batch_size=s.embedding_batch_size)
+        embedder = embedder_for(s)
         report = run_retrieval_eval(dataset, embedder, k=10, progress=False)
         plot = self.plots / "retrieval_pr_at_k.png"
         _plot_pr_at_k(report.curves, plot, title=f"{dataset.name}: precision and recall at k")

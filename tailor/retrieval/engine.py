@@ -33,6 +33,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tailor.config import Settings
+from tailor.retrieval.cache import VectorCache
 from tailor.retrieval.embed import Embedder
 from tailor.retrieval.filters import Filter, MetadataTable
 from tailor.retrieval.index import VectorIndex, create_index, index_kinds
@@ -146,6 +147,17 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def embedder_for(settings: Settings) -> Embedder:
+    """The configured embedder: model, batch size, backend (ONNX exports go to
+    ``<models_dir>/onnx``)."""
+    return Embedder(
+        settings.embedding_model,
+        batch_size=settings.embedding_batch_size,
+        backend=settings.embedding_backend,
+        cache_dir=Path(str(settings.models_dir)) / "onnx",
+    )
+
+
 class ProductSearch:
     """Semantic product search with exact metadata filters.
 
@@ -179,6 +191,39 @@ class ProductSearch:
         self.last_open_report: str = ""
         self._lock = threading.RLock()  # guards state read by searches
         self._write_lock = threading.RLock()  # serialises mutations
+        self._cache: VectorCache | None = None
+        #: How many texts the last build or update took from the embedding cache.
+        self.cache_hits = 0
+
+    @property
+    def cache(self) -> VectorCache | None:
+        """Embeddings by text hash for this model, beside the index folder
+        (``<index_dir>/../embeddings/<model name>``); ``None`` without an index folder."""
+        if self._cache is None and self.index_dir is not None:
+            folder = self.index_dir.parent / "embeddings" / self.embedder.name
+            self._cache = VectorCache(folder, self.embedder.dim)
+        return self._cache
+
+    def _embed(self, items: Sequence[_Item], progress: bool) -> np.ndarray:
+        """Vectors for ``items``: from the cache by text hash, the rest embedded (and
+        cached)."""
+        cache = self.cache
+        if cache is None or not items:
+            self.cache_hits = 0
+            return self.embedder.encode([it.text for it in items], progress=progress)
+        keys = [it.text_hash for it in items]
+        found, cached = cache.get_many(keys)
+        out = np.empty((len(items), self.embedder.dim), dtype=np.float32)
+        out[found] = cached
+        missing = np.flatnonzero(~found)
+        if missing.size:
+            todo = [int(i) for i in missing]
+            fresh = self.embedder.encode([items[i].text for i in todo], progress=progress)
+            out[missing] = fresh
+            cache.put_many([keys[i] for i in todo], fresh)
+            cache.save()
+        self.cache_hits = int(found.sum())
+        return out
 
     def __repr__(self) -> str:
         return (
@@ -192,7 +237,7 @@ class ProductSearch:
         cls, settings: Settings, session_factory: SessionFactory, progress: bool = False
     ) -> ProductSearch:
         """:meth:`open` with the embedding model, index folder and backend of ``settings``."""
-        embedder = Embedder(settings.embedding_model, batch_size=settings.embedding_batch_size)
+        embedder = embedder_for(settings)
         return cls.open(
             Path(str(settings.index_dir)),
             session_factory,
@@ -303,7 +348,7 @@ class ProductSearch:
         with self._write_lock:
             start = time.perf_counter()
             items = _read_items(session_factory, None)
-            vectors = self.embedder.encode([it.text for it in items], progress=progress)
+            vectors = self._embed(items, progress)
             index = create_index(self.backend, self.embedder.dim, **self.index_options)
             ids = np.array([it.id for it in items], dtype=np.int64)
             index.add(ids, vectors)
@@ -361,7 +406,7 @@ class ProductSearch:
         items = list(latest.values())
         index = self._ensure_index()
         to_embed = [it for it in items if self._texts.get(it.id) != it.text_hash]
-        vectors = self.embedder.encode([it.text for it in to_embed], progress=progress)
+        vectors = self._embed(to_embed, progress)
         added = sum(1 for it in items if it.id not in self._content)
         remove_ids = np.array(sorted({int(i) for i in remove} - set(latest)), dtype=np.int64)
         with self._lock:
