@@ -158,7 +158,8 @@ class Embedder:
             self._name = None
             return None
         base = self.name.removesuffix("-int8")
-        root = self.cache_dir or Path(self.model_path).parent / ".tailor-onnx"
+        # never beside the weights (often a read-only site-packages)
+        root = self.cache_dir or Path.home() / ".cache" / "tailor" / "onnx"
         onnx_file = export_onnx(self.model_path, root / base, quantize=self.backend == "onnx-int8")
         logger.info("embedding with ONNX Runtime: %s", onnx_file)
         encoder = OnnxEncoder(onnx_file, self.model_path)
