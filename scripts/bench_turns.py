@@ -8,7 +8,10 @@ The same turns are sent twice, interleaved: as an anonymous visitor and as an id
 demo customer (signed token in the message metadata), so the cost of personalisation
 (profile, history, segment prior, session signals) is a ratio measured in the same run.
 
-    .venv/bin/python scripts/bench_turns.py [--turns 50] [--customer cust-0001]
+    .venv/bin/python scripts/bench_turns.py [--turns 50] [--customer cust-0001] [--long 100]
+
+``--long N`` then sends N turns in one conversation and compares the first and the last
+pass of the script: how latency grows with the length of a conversation.
 """
 
 from __future__ import annotations
@@ -66,6 +69,12 @@ def main() -> int:
     )
     parser.add_argument("--turns", type=int, default=50)
     parser.add_argument("--customer", default="cust-0001", help="demo customer to act as")
+    parser.add_argument(
+        "--long",
+        type=int,
+        default=50,
+        help="turns of one long conversation (growth of latency with its length; 0: skip)",
+    )
     args = parser.parse_args()
     settings = ensure_customer_token_secret(Settings.load(rasa_port=5105, action_port=5155))
     model = model_path(settings)
@@ -104,6 +113,15 @@ def main() -> int:
                     resp = client.post(url, json=body)
                     latencies[mode].append((time.perf_counter() - t) * 1000)
                     resp.raise_for_status()
+            # one long conversation: the script over and over, never a new sender, so the
+            # tracker Rasa sends to the action server keeps growing
+            long_ms: list[float] = []
+            sender = f"bench-long-{uuid.uuid4().hex[:8]}"
+            for i in range(args.long):
+                t = time.perf_counter()
+                resp = client.post(url, json={"sender": sender, "message": SCRIPT[i % len(SCRIPT)]})
+                long_ms.append((time.perf_counter() - t) * 1000)
+                resp.raise_for_status()
         stats = {}
         for mode, values in latencies.items():
             values.sort()
@@ -121,6 +139,17 @@ def main() -> int:
             )
         ratio = stats["identified"][0] / stats["anonymous"][0]
         print(f"identified / anonymous p50: {ratio:.2f}x")
+        if len(long_ms) >= 2 * len(SCRIPT):
+            n = len(SCRIPT)
+            cycles = len(long_ms) // n
+            first, last = long_ms[:n], long_ms[(cycles - 1) * n : cycles * n]
+            growth = statistics.median(last) / statistics.median(first)
+            print(
+                f"one conversation of {len(long_ms)} turns: first pass of the {n}-message "
+                f"script p50 {statistics.median(first):.0f} ms, pass {cycles} p50 "
+                f"{statistics.median(last):.0f} ms ({growth:.2f}x); "
+                f"turn 1 {long_ms[0]:.0f} ms, turn {cycles * n} {long_ms[cycles * n - 1]:.0f} ms"
+            )
         print(
             f"RSS: Rasa server {tree_rss_mb(rasa.proc.pid):.0f} MiB, "
             f"action server {tree_rss_mb(actions.proc.pid):.0f} MiB"
