@@ -5,7 +5,6 @@ never land in the shop's own profiles and events.
 
 from __future__ import annotations
 
-import socket
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,17 +14,11 @@ from typing import Any
 import httpx
 
 from tailor.config import Settings
+from tailor.runtime.processes import free_port
 
-__all__ = ["eval_settings", "free_port", "running_bot"]
+__all__ = ["eval_settings", "running_bot"]
 
 Say = Callable[[str, str], list[dict[str, Any]]]
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _sqlite_path(url: str) -> Path | None:

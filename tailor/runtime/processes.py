@@ -30,6 +30,13 @@ class ServiceError(RuntimeError):
     """A service did not start; the message includes the end of its log."""
 
 
+def free_port() -> int:
+    """A TCP port nobody listens on right now (for private stacks: tests, evaluations)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def port_in_use(host: str, port: int) -> bool:
     """True when something already listens on ``host:port``."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

@@ -7,7 +7,6 @@ run reuses it; a fresh clone (CI) trains once per run. Nothing here is mocked.
 from __future__ import annotations
 
 import shutil
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,16 +16,10 @@ import httpx
 import pytest
 
 from tailor.config import PROJECT_ROOT, Settings
+from tailor.runtime.processes import free_port
 
 CACHE = PROJECT_ROOT / "var" / "test-cache"
 E2E_PRODUCTS = 3000
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 #: The secret the e2e stack's store would sign customer tokens with.

@@ -24,8 +24,8 @@ import pytest
 
 from tailor.config import PROJECT_ROOT, Settings
 from tailor.runtime import processes as P
+from tailor.runtime.processes import free_port
 from tailor.runtime.rasa import train
-from tests.e2e.conftest import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.rasa, pytest.mark.slow]
 
