@@ -36,7 +36,7 @@ from tailor.config import Settings
 from tailor.retrieval.cache import VectorCache
 from tailor.retrieval.embed import Embedder
 from tailor.retrieval.filters import Filter, MetadataTable
-from tailor.retrieval.index import VectorIndex, create_index, index_kinds
+from tailor.retrieval.index import VectorIndex, create_index, index_kinds, resolve_index_kind
 from tailor.retrieval.text import product_text, text_hash
 from tailor.store.catalog import fingerprint_of, product_hashes
 from tailor.store.models import Product
@@ -174,9 +174,9 @@ class ProductSearch:
         backend: str = "flat",
         index_options: dict[str, Any] | None = None,
     ) -> None:
-        if backend not in index_kinds():
+        if backend != "auto" and backend not in index_kinds():
             raise ValueError(
-                f"Unknown index backend {backend!r}; valid backends are {list(index_kinds())}"
+                f"Unknown index backend {backend!r}; valid backends are {['auto', *index_kinds()]}"
             )
         self.embedder = embedder
         self.index_dir = Path(index_dir) if index_dir is not None else None
@@ -311,8 +311,10 @@ class ProductSearch:
             return f"format {manifest.get('format')!r} != {FORMAT_VERSION}"
         if manifest.get("model") != self.embedder.name:
             return f"model {manifest.get('model')!r} != {self.embedder.name!r}"
-        if manifest.get("backend") != self.backend:
-            return f"backend {manifest.get('backend')!r} != {self.backend!r}"
+        saved = manifest.get("backend")
+        chosen = resolve_index_kind(self.backend, int(manifest.get("count") or 0))
+        if saved not in (self.backend, chosen):  # "auto" reuses an index of the kind it picks
+            return f"backend {saved!r} != {self.backend!r}"
         if manifest.get("dim") != self.embedder.dim:
             return f"dim {manifest.get('dim')!r} != {self.embedder.dim}"
         return None
@@ -321,7 +323,10 @@ class ProductSearch:
         assert self.index_dir is not None
         data = self.index_dir / str(manifest["data"])
         index = VectorIndex.load(data / "index")
-        if index.kind != self.backend or index.dim != self.embedder.dim:
+        # "auto": the saved kind must still be the one chosen for its size, else rebuild.
+        if index.kind != resolve_index_kind(self.backend, len(index)) or (
+            index.dim != self.embedder.dim
+        ):
             raise ValueError(f"saved index is {index.kind!r}/{index.dim}d")
         meta = MetadataTable.load(data)
         with np.load(data / "hashes.npz", allow_pickle=False) as h:
@@ -349,7 +354,8 @@ class ProductSearch:
             start = time.perf_counter()
             items = _read_items(session_factory, None)
             vectors = self._embed(items, progress)
-            index = create_index(self.backend, self.embedder.dim, **self.index_options)
+            kind = resolve_index_kind(self.backend, len(items))
+            index = create_index(kind, self.embedder.dim, **self.index_options)
             ids = np.array([it.id for it in items], dtype=np.int64)
             index.add(ids, vectors)
             meta = MetadataTable.from_products(items)
@@ -430,7 +436,8 @@ class ProductSearch:
     def _ensure_index(self) -> VectorIndex:
         with self._lock:
             if self._index is None:
-                self._index = create_index(self.backend, self.embedder.dim, **self.index_options)
+                kind = resolve_index_kind(self.backend, 0)
+                self._index = create_index(kind, self.embedder.dim, **self.index_options)
                 self.built_at = self.built_at or _now()
             return self._index
 

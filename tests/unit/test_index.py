@@ -11,6 +11,7 @@ import pytest
 from tailor.retrieval.index import (
     FlatIndex,
     HNSWIndex,
+    IVFIndex,
     VectorIndex,
     create_index,
     exact_topk,
@@ -19,7 +20,10 @@ from tailor.retrieval.index import (
 )
 
 N, DIM, NQ = 5_000, 64, 50
-BACKENDS = ["flat", "hnsw"]
+BACKENDS = ["flat", "hnsw", "ivf"]
+#: Train the IVF lists on this small data (exact until ``train_threshold`` vectors); uniform
+#: random vectors are its worst case, hence few lists and most of them probed.
+OPTIONS: dict[str, dict] = {"ivf": {"train_threshold": 1000, "nlist": 16, "nprobe": 14}}
 
 
 def unit(rng: np.random.Generator, n: int, d: int = DIM) -> np.ndarray:
@@ -40,7 +44,7 @@ def built(data: tuple[np.ndarray, np.ndarray, np.ndarray]) -> dict[str, VectorIn
     ids, vecs, _ = data
     out = {}
     for kind in BACKENDS:
-        index = create_index(kind, DIM)
+        index = create_index(kind, DIM, **OPTIONS.get(kind, {}))
         index.add(ids, vecs)
         out[kind] = index
     return out
@@ -85,10 +89,11 @@ def test_flat_equals_faiss_and_numpy_reference(data, built) -> None:
     np.testing.assert_allclose(d, bd, rtol=1e-5, atol=1e-5)
 
 
-def test_hnsw_recall_at_10(data, built) -> None:
+@pytest.mark.parametrize("kind", ["hnsw", "ivf"])
+def test_ann_recall_at_10(data, built, kind: str) -> None:
     ids, vecs, queries = data
     _, truth = brute(queries, vecs, ids, 10, None)
-    d, i = built["hnsw"].search(queries, 10)
+    d, i = built[kind].search(queries, 10)
     assert recall(i, truth) >= 0.95
     assert (i >= 0).all()
     assert (np.diff(d, axis=1) <= 1e-6).all(), "scores must be sorted best first"
@@ -119,8 +124,11 @@ SIZES = [1, 2, 3, 5, 9, 10, 11, 25, 60, 150, 600, 1100, 2500, 4900]
         ("hnsw", {}),
         # Force the graph path even for tiny allowed sets: the fallback must keep the guarantee.
         ("hnsw", {"exact_threshold": 0, "min_selectivity": 0.0, "max_ef_search": 16}),
+        ("ivf", {}),
+        # IVF lists only, one probed list: short answers must be completed exactly.
+        ("ivf", {"train_threshold": 1000, "exact_threshold": 0, "nprobe": 1, "max_nprobe": 1}),
     ],
-    ids=["flat", "hnsw", "hnsw-graph-only"],
+    ids=["flat", "hnsw", "hnsw-graph-only", "ivf", "ivf-lists-only"],
 )
 def test_filtered_search_vs_bruteforce(
     data, built, kind: str, options: dict, monkeypatch: pytest.MonkeyPatch
@@ -138,7 +146,14 @@ def test_filtered_search_vs_bruteforce(
         exact_rows.append(len(q))
         return original(self, q, k, valid)
 
+    ivf_original = IVFIndex._exact
+
+    def ivf_counting(self, q, k, valid):  # type: ignore[no-untyped-def]
+        exact_rows.append(len(q))
+        return ivf_original(self, q, k, valid)
+
     monkeypatch.setattr(HNSWIndex, "_exact", counting)
+    monkeypatch.setattr(IVFIndex, "_exact", ivf_counting)
     rng = np.random.default_rng(99)
     recalls = []
     for trial in range(3 * len(SIZES)):
@@ -200,9 +215,9 @@ def test_padding_when_fewer_than_k(kind: str) -> None:
 
 
 def test_unknown_backend_names_valid_ones() -> None:
-    with pytest.raises(ValueError, match=r"'annoy'.*\['flat', 'hnsw'\]"):
+    with pytest.raises(ValueError, match=r"'annoy'.*\['flat', 'hnsw', 'ivf'\]"):
         create_index("annoy", 8)
-    assert index_kinds() == ("flat", "hnsw")
+    assert index_kinds() == ("flat", "hnsw", "ivf")
 
 
 @pytest.mark.parametrize("kind", BACKENDS)
@@ -238,7 +253,7 @@ def test_add_existing_id_raises_and_reconstruct_unknown(kind: str) -> None:
 def test_incremental_changes_stay_consistent(kind: str) -> None:
     rng = np.random.default_rng(7)
     model: dict[int, np.ndarray] = {}
-    index = create_index(kind, DIM)
+    index = create_index(kind, DIM, **OPTIONS.get(kind, {}))
 
     def check() -> None:
         ref_ids = np.array(sorted(model), dtype=np.int64)
@@ -297,6 +312,14 @@ def test_incremental_changes_stay_consistent(kind: str) -> None:
             del model[i]
         assert index.tombstones == 0
         check()
+    if isinstance(index, IVFIndex):
+        assert index.trained
+        gone = rng.choice(np.array(sorted(model)), size=1200, replace=False)
+        index.remove(gone)  # dead rows now exceed half the rows: renumbered
+        for i in gone.tolist():
+            del model[i]
+        assert index.trained and len(index) == len(model)
+        check()
 
 
 # ---------------------------------------------------------------------------- persistence
@@ -304,6 +327,8 @@ def test_incremental_changes_stay_consistent(kind: str) -> None:
 def test_save_load_round_trip(tmp_path: Path, kind: str) -> None:
     rng = np.random.default_rng(11)
     options = {"ef_search": 40} if kind == "hnsw" else {}
+    if kind == "ivf":
+        options = {"train_threshold": 400, "nprobe": 4}
     index = create_index(kind, 32, **options)
     ids = np.arange(1, 801, dtype=np.int64) * 5
     vecs = unit(rng, 800, 32)
@@ -324,6 +349,8 @@ def test_save_load_round_trip(tmp_path: Path, kind: str) -> None:
             np.testing.assert_allclose(d0, d1)
         if isinstance(loaded, HNSWIndex):
             assert loaded.ef_search == 40 and loaded.tombstones == 50
+        if isinstance(loaded, IVFIndex):
+            assert loaded.trained and loaded.nprobe == 4
         loaded.add([1], unit(rng, 1, 32))  # still mutable
     other = FlatIndex if kind == "hnsw" else HNSWIndex
     with pytest.raises(ValueError, match=f"is '{kind}'"):

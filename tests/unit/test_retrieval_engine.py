@@ -109,7 +109,7 @@ def test_open_build_load_sync_rebuild(tmp_path: Path, factory: sessionmaker[Sess
     # another backend rebuilds the index, but every vector comes from the embedding cache
     assert s4.last_open_report == "built 60" and emb.encoded == 0 and s4.cache_hits == 60
     assert s4.search("renamed thing", 1)[0].product_id == 1
-    with pytest.raises(ValueError, match=r"'annoy'.*\['flat', 'hnsw'\]"):
+    with pytest.raises(ValueError, match=r"'annoy'.*\['auto', 'flat', 'hnsw', 'ivf'\]"):
         ProductSearch.open(d, factory, emb, backend="annoy")  # type: ignore[arg-type]
 
 
