@@ -235,16 +235,26 @@ def score_review_sentiment(
     """Score the reviews that have no sentiment yet (every review with ``rescore``) and update
     their products' mean review sentiment; a tqdm bar on stderr. Nothing to score costs a
     couple of queries (the model is not loaded)."""
-    from tailor.sentiment import SentimentModel
+    from tailor.sentiment import model_for
     from tailor.sentiment.reviews import score_reviews
     from tailor.store import make_session_factory
 
     factory = make_session_factory(settings.database_url)
     try:
-        scorer = SentimentModel.load(model, encoder_path=settings.embedding_model)
+        scorer = model_for(settings, model)
     except FileNotFoundError as exc:
         raise CliError(f"{exc} (see --model / TAILOR_SENTIMENT_MODEL)") from exc
     return score_reviews(factory, scorer, rescore=rescore, progress=True)
+
+
+def prepare_sentiment(settings: Settings) -> None:
+    """Export the message-sentiment model to ONNX once, before shoppers come (a no-op when
+    the export exists or the torch backend is configured)."""
+    from tailor.sentiment import model_for
+
+    t0 = time.monotonic()
+    if model_for(settings).prepare():
+        echo(f"Sentiment model: exported to ONNX in {time.monotonic() - t0:.1f} s.")
 
 
 def build_index(settings: Settings, rebuild: bool = False) -> str:
@@ -548,6 +558,7 @@ def _prepared_bot(settings: Settings) -> Path:
         install_rasa_venv(settings)
         _ensure_catalog(settings)
         echo(score_review_sentiment(settings).render())
+        prepare_sentiment(settings)
         ensure_segments(settings)
         build_index(settings)
         write_lookups_for(settings)

@@ -64,6 +64,9 @@ class Settings:
     rasa_url: str = ""
     action_url: str = ""
     suggestions: int = 4
+    #: "onnx" (the sentiment adapter merged and exported once; a few ms per message) or
+    #: "torch" (10-20 ms per message on these cores); same probabilities to float rounding.
+    sentiment_backend: str = "onnx"
     #: How products are found for a text request: "hybrid" (FAISS + BM25, convex fusion),
     #: "dense" (FAISS only) or "lexical" (BM25 only); see docs/retrieval-eval.md.
     search_mode: str = "hybrid"

@@ -91,9 +91,10 @@ class Observer:
         """The sentiment model, loaded on first use (not at import or construction)."""
         with self._lock:
             if self._model is None:
-                from tailor.sentiment import SentimentModel, default_model_path
+                from tailor.config import Settings
+                from tailor.sentiment import model_for
 
-                self._model = SentimentModel.load(default_model_path())
+                self._model = model_for(Settings.load())
             return self._model
 
     def score(self, text: str) -> MessageSentiment | None:

@@ -25,12 +25,24 @@ __all__ = [
     "SentimentModel",
     "default_model_path",
     "evaluate",
+    "model_for",
     "score_reviews",
     "train",
 ]
 
 #: The adapter shipped in the repository.
 SHIPPED_WEIGHTS = Path(__file__).resolve().parent / "weights"
+
+
+def model_for(settings: Any, path: str | Path | None = None) -> SentimentModel:
+    """The sentiment model as configured: ``path`` (default :func:`default_model_path`) on
+    the configured encoder and backend, ONNX exports in ``<models_dir>/onnx``."""
+    return SentimentModel.load(
+        path if path is not None else default_model_path(),
+        encoder_path=settings.embedding_model,
+        backend=settings.sentiment_backend,
+        cache_dir=Path(str(settings.models_dir)) / "onnx",
+    )
 
 
 def default_model_path() -> Path:

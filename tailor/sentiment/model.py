@@ -35,6 +35,10 @@ ADAPTER_WEIGHTS = "adapter.safetensors"
 #: Canonical class names, in the order the adapter head predicts them.
 LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
 
+#: Inference backends: "torch", or "onnx" (an adapter exported once with its LoRA merged;
+#: several times faster per message on these cores, same probabilities to float rounding).
+BACKENDS: tuple[str, ...] = ("torch", "onnx")
+
 #: Label spellings of other models mapped onto the canonical names.
 _ALIASES = {
     "neg": "negative",
@@ -241,7 +245,13 @@ class SentimentModel:
         batch_size: int = 32,
         max_length: int = 128,
         device: str = "cpu",
+        backend: str = "torch",
+        cache_dir: str | Path | None = None,
     ) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown sentiment backend {backend!r}; valid: {list(BACKENDS)}")
+        self.backend = backend
+        self.cache_dir = Path(cache_dir) if cache_dir else Path.home() / ".cache/tailor/onnx"
         self.path = None if path is None else str(path)
         self.encoder_path = None if encoder_path is None else str(encoder_path)
         self.batch_size = int(batch_size)
@@ -292,17 +302,37 @@ class SentimentModel:
         assert self._labels is not None
         return list(self._labels)
 
+    def prepare(self) -> bool:
+        """Make the ONNX export now if this model uses one and it is missing (True when it
+        was made). Lets `tailor run` pay the one-off export before any shopper comes."""
+        if self.backend != "onnx" or self.path is None:
+            return False
+        manifest = read_manifest(self.path)
+        if manifest is None:
+            return False
+        from tailor.sentiment.onnx import onnx_file_for
+
+        if onnx_file_for(self.cache_dir, self.path, self._encoder_path()).exists():
+            return False
+        self._load()
+        return True
+
     def _load(self) -> None:
+        if self._module is not None:  # loaded: no lock on the hot path
+            return
         with self._lock:
             if self._module is not None:
                 return
             if self.path is None:
                 raise RuntimeError("SentimentModel has neither a path nor a module")
             _offline()
+            manifest = read_manifest(self.path)
+            if manifest is not None and self.backend == "onnx":
+                self._load_onnx(manifest)
+                return
             torch = _torch()
             from transformers import AutoTokenizer
 
-            manifest = read_manifest(self.path)
             if manifest is not None:
                 module, tokenizer, labels = self._load_adapter(manifest)
             else:
@@ -317,15 +347,44 @@ class SentimentModel:
                 torch.set_num_threads(os.cpu_count() or 1)
             self._tokenizer, self._labels, self._module = tokenizer, labels, module
 
+    def _encoder_path(self) -> str:
+        if self.encoder_path is None:
+            from tailor.config import Settings
+
+            self.encoder_path = Settings.load().embedding_model
+        return self.encoder_path
+
+    def _load_onnx(self, manifest: dict[str, Any]) -> None:
+        """Use (exporting first if needed) the adapter's ONNX export; no torch once exported."""
+        from tailor.sentiment.onnx import (
+            OnnxClassifier,
+            export_classifier,
+            merge_lora,
+            onnx_file_for,
+            write_stamp,
+        )
+
+        assert self.path is not None
+        encoder_path = self._encoder_path()
+        target = onnx_file_for(self.cache_dir, self.path, encoder_path)
+        labels = list(manifest["labels"])
+        max_length = int(manifest.get("max_length", self.max_length))
+        if not target.exists():
+            module, tokenizer, labels = self._load_adapter(manifest)
+            merged = merge_lora(module)
+            logger.info("exporting sentiment model (%d LoRA layers merged) to %s", merged, target)
+            export_classifier(module, tokenizer, target)
+            write_stamp(target, self.path, encoder_path)
+        self.max_length = max_length
+        self._tokenizer = None
+        self._labels = labels
+        self._module = OnnxClassifier(target, encoder_path, max_length)
+
     def _load_adapter(self, manifest: dict[str, Any]) -> tuple[Any, Any, list[str]]:
         from safetensors.torch import load_file
         from transformers import AutoTokenizer
 
-        encoder_path = self.encoder_path
-        if encoder_path is None:
-            from tailor.config import Settings
-
-            encoder_path = Settings.load().embedding_model
+        encoder_path = self._encoder_path()
         logger.info("loading sentiment adapter %s on encoder %s", self.path, encoder_path)
         labels = list(manifest["labels"])
         module = build_classifier(encoder_path, manifest["lora"], len(labels))
@@ -350,8 +409,15 @@ class SentimentModel:
         out = np.zeros((len(items), len(self._labels)), dtype=np.float32)
         if not items:
             return out
-        torch = _torch()
         order = sorted(range(len(items)), key=lambda i: len(items[i]))  # less padding
+        from tailor.sentiment.onnx import OnnxClassifier
+
+        if isinstance(self._module, OnnxClassifier):
+            for start in range(0, len(order), self.batch_size):
+                idx = order[start : start + self.batch_size]
+                out[idx] = self._module.predict_proba([items[i] for i in idx])
+            return out
+        torch = _torch()
         with self._lock, torch.inference_mode():
             was_training = self._module.training
             self._module.eval()
