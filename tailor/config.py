@@ -73,6 +73,9 @@ class Settings:
     #: Weight of BM25 in the hybrid fusion (dense has weight 1).
     search_lexical_weight: float = 1.0
     session_expiration_minutes: int = 60
+    #: Events of a conversation session after which the tracker store starts a new one
+    #: (slots carried over), bounding what Rasa loads and sends per turn (0 = never).
+    tracker_max_session_events: int = 60
     #: Minutes an agent's sign-in to the assist panel (/agent) lasts.
     agent_session_minutes: int = 480
     #: HMAC secret shared with the store's site for signed customer tokens ("" = nobody is

@@ -60,12 +60,16 @@ def rasa_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+#: Our modules for the Rasa servers (tracker and lock stores); they import only Rasa.
+RASA_PLUGINS = Path(__file__).resolve().parent / "rasa_plugins"
+
+
 def bot_pythonpath(settings: Settings) -> dict[str, str]:
     """``PYTHONPATH`` with the bot folder first, so Rasa imports our channels (``credentials.yml``
     names ``tailor_channels.TailorRestInput``) whatever folder it is started from; and the path
     of the product-card rendering for messaging platforms, which those channels load by path
     (the Rasa venv does not have the ``tailor`` package)."""
-    parts = [str(Path(settings.bot_dir).resolve())]
+    parts = [str(Path(settings.bot_dir).resolve()), str(RASA_PLUGINS)]
     if os.environ.get("PYTHONPATH"):
         parts.append(os.environ["PYTHONPATH"])
     return {"PYTHONPATH": os.pathsep.join(parts), CHANNEL_RENDERING_ENV: str(CHANNEL_RENDERING)}
@@ -164,7 +168,8 @@ def _prune_models(keep: Path, keep_count: int = 3) -> None:
 
 
 def write_endpoints(settings: Settings, path: Path) -> Path:
-    """The endpoints file for this run: our action server and a SQLite tracker store."""
+    """The endpoints file for this run: our action server and a SQLite tracker store that
+    keeps sessions short (:mod:`tailor_tracker_store`)."""
     tracker_db = Path(settings.home) / "rasa_tracker.db"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
@@ -172,9 +177,12 @@ def write_endpoints(settings: Settings, path: Path) -> Path:
         "action_endpoint:\n"
         f'  url: "{settings.action_url}"\n'
         "tracker_store:\n"
-        "  type: SQL\n"
+        "  # SQLTrackerStore that starts a new session (slots carried over) past this many\n"
+        "  # events, so a long conversation stays fast (tailor/runtime/rasa_plugins)\n"
+        "  type: tailor_tracker_store.CompactingSQLTrackerStore\n"
         "  dialect: sqlite\n"
-        f'  db: "{tracker_db}"\n',
+        f'  db: "{tracker_db}"\n'
+        f"  max_session_events: {settings.tracker_max_session_events}\n",
         encoding="utf-8",
     )
     return path

@@ -24,7 +24,7 @@ from sqlalchemy import select
 from tailor.config import Settings
 from tailor.profiles.identity import sign_customer_token
 from tailor.runtime.processes import tailor_env
-from tailor.runtime.rasa import bot_pythonpath, rasa_env
+from tailor.runtime.rasa import RASA_PLUGINS, bot_pythonpath, rasa_env
 from tailor.runtime.secrets import ensure_customer_token_secret, secret_path
 from tailor.store import make_session_factory
 from tailor.store.models import Customer, CustomerSegment, Event, Product, Profile
@@ -587,7 +587,12 @@ def test_rasa_gets_the_bot_folder_on_its_path_but_not_the_secret(
     settings = Settings.load(env={}, bot_dir=tmp_path)
     env = rasa_env(bot_pythonpath(settings))
     assert "TAILOR_CUSTOMER_TOKEN_SECRET" not in env
-    assert env["PYTHONPATH"].split(os.pathsep) == [str(tmp_path.resolve()), "/opt/elsewhere"]
+    # the bot folder (our channels), our Rasa plugins (tracker and lock stores), then the rest
+    assert env["PYTHONPATH"].split(os.pathsep) == [
+        str(tmp_path.resolve()),
+        str(RASA_PLUGINS),
+        "/opt/elsewhere",
+    ]
 
 
 def test_widget_origins_are_checked() -> None:

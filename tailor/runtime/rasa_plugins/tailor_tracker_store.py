@@ -1,0 +1,124 @@
+"""A SQL tracker store that keeps the conversation Rasa works on short.
+
+Rasa 3.6 loads a conversation's events since its last ``session_started`` on every message,
+replays them, and sends them all to the action server on every custom action call. A long
+conversation therefore gets slower turn by turn (measured: 3.6× over 100 turns). Rasa's own
+remedy, session expiry, only starts a new session after the shopper was away for an hour.
+
+This store starts a new session *in place* when the current one holds more than
+``max_session_events`` events, at the end of a complete turn (the bot is listening). It appends
+what Rasa's ``action_session_start`` appends when a session expires with
+``carry_over_slots_to_new_session``: ``action_session_start``, ``session_started``, one
+``slot`` event per slot that is not at its initial value, and ``action_listen``. So:
+
+* the next message is handled exactly as the first message of a new session with the same
+  slots: our rules depend only on the intent, and our actions read slots, never old events;
+* nothing is deleted: the full history (``/conversations/<id>/tracker``, which the web page
+  and the assist panel read) still has every message, and the event broker streams the
+  appended events like any others;
+* a conversation handed to a human (paused), inside a form, or with a follow-up action
+  pending is never cut.
+
+Loaded by Rasa from ``endpoints.yml`` (``tracker_store: type:
+tailor_tracker_store.CompactingSQLTrackerStore``); runs on Rasa's Python 3.10 and imports only
+Rasa.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rasa.core.tracker_store import SQLTrackerStore
+from rasa.shared.core.constants import ACTION_LISTEN_NAME, ACTION_SESSION_START_NAME
+from rasa.shared.core.events import ActionExecuted, Event, SessionStarted, SlotSet
+from rasa.shared.core.trackers import DialogueStateTracker
+
+#: Default bound: about four turns of this bot (a turn writes 10-15 events).
+DEFAULT_MAX_SESSION_EVENTS = 60
+
+
+def events_since_session_start(tracker: DialogueStateTracker) -> int:
+    """How many of the tracker's events follow its last ``session_started``."""
+    count = 0
+    for event in reversed(tracker.events):
+        if isinstance(event, SessionStarted):
+            break
+        count += 1
+    return count
+
+
+def should_compact(tracker: DialogueStateTracker, max_session_events: int) -> bool:
+    """Whether to start a new session now: the session is over the bound, the turn is
+    complete (last event ``action_listen``), and nothing is in flight (pause, form,
+    follow-up action)."""
+    if max_session_events <= 0 or not tracker.events:
+        return False
+    last = tracker.events[-1]
+    if not (isinstance(last, ActionExecuted) and last.action_name == ACTION_LISTEN_NAME):
+        return False
+    if tracker.is_paused() or tracker.active_loop_name:
+        return False
+    if tracker.followup_action not in (None, ACTION_LISTEN_NAME):
+        return False
+    return events_since_session_start(tracker) > max_session_events
+
+
+def session_restart_events(tracker: DialogueStateTracker) -> list[Event]:
+    """The events of a session start carrying every slot over (as Rasa's
+    ``action_session_start`` writes them).
+
+    Made in order, so their timestamps are too: Rasa loads a session as the events stamped
+    at or after its ``session_started``, so the slots must not be stamped before it.
+    """
+    values = [
+        (name, slot.value)
+        for name, slot in tracker.slots.items()
+        if slot.value != slot.initial_value
+    ]
+    events: list[Event] = [ActionExecuted(ACTION_SESSION_START_NAME)]
+    started = SessionStarted()
+    events.append(started)
+    for name, value in values:
+        events.append(SlotSet(name, value, timestamp=max(time.time(), started.timestamp)))
+    events.append(ActionExecuted(ACTION_LISTEN_NAME))
+    return events
+
+
+class CompactingSQLTrackerStore(SQLTrackerStore):
+    """``SQLTrackerStore`` that starts a new session past ``max_session_events`` events
+    (see the module docstring). ``max_session_events: 0`` turns that off."""
+
+    def __init__(
+        self,
+        domain: Any = None,
+        max_session_events: int = DEFAULT_MAX_SESSION_EVENTS,
+        sqlite_wal: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        """Built by Rasa from ``endpoints.yml``; other keys go to ``SQLTrackerStore``.
+
+        With SQLite, ``sqlite_wal`` switches the file to write-ahead logging with
+        ``synchronous=NORMAL``: a commit no longer waits for the disk twice (a crash of the
+        process loses nothing; a power cut may lose the last turns).
+        """
+        super().__init__(domain=domain, **kwargs)
+        self.max_session_events = int(max_session_events)
+        if sqlite_wal and self.engine.dialect.name == "sqlite":
+            import sqlalchemy as sa
+
+            def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+                cursor = dbapi_connection.cursor()
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA synchronous=NORMAL")
+                cursor.close()
+
+            sa.event.listen(self.engine, "connect", _pragmas)
+            self.engine.dispose()  # connections made from now on get the pragmas
+
+    async def save(self, tracker: DialogueStateTracker) -> None:
+        """Save the turn; first append a session start if the session grew too long."""
+        if should_compact(tracker, self.max_session_events):
+            for event in session_restart_events(tracker):
+                tracker.update(event)
+        await super().save(tracker)
