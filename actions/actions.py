@@ -174,8 +174,11 @@ class TailorAction(Action, abc.ABC):
         return positions, invalid
 
 
-def _criteria_events(criteria: Criteria) -> list[EventType]:
-    return [SlotSet(name, value) for name, value in criteria.to_slots().items()]
+def slot_changes(tracker: Tracker, values: dict[str, Any]) -> list[EventType]:
+    """``SlotSet`` events for the slots whose value differs from the tracker's: every event
+    is stored, replayed and sent back to us on every later turn, so unchanged ones cost."""
+    current = tracker.current_slot_values()
+    return [SlotSet(name, value) for name, value in values.items() if current.get(name) != value]
 
 
 class ActionRecommend(TailorAction):
@@ -288,11 +291,13 @@ class ActionRecommend(TailorAction):
             ShownProduct(s.product_id, s.price, s.brand, s.colour).to_slot()
             for s in result.suggestions
         ]
-        events = _criteria_events(crit)
+        values: dict[str, Any] = crit.to_slots()
         if result.suggestions:
             ids = [s.product_id for s in result.suggestions]
-            events.append(SlotSet("shown", new_shown))
-            events.append(SlotSet("seen", list(dict.fromkeys([*seen, *ids]))))
+            values["shown"] = new_shown
+            values["seen"] = list(dict.fromkeys([*seen, *ids]))
+        events = slot_changes(tracker, values)
+        if result.suggestions:
             await asyncio.to_thread(
                 rec.record,
                 "shown",
@@ -506,7 +511,7 @@ class ActionReset(TailorAction):
             return redirected
         await self.observe(tracker)
         dispatcher.utter_message(text="Okay, let's start over. What are you looking for?")
-        return [SlotSet(name, None) for name in (*CRITERIA_SLOTS, "shown", "seen")]
+        return slot_changes(tracker, dict.fromkeys((*CRITERIA_SLOTS, "shown", "seen")))
 
 
 class ActionFeedback(TailorAction):

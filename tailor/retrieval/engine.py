@@ -22,6 +22,7 @@ import shutil
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -158,6 +159,10 @@ def embedder_for(settings: Settings) -> Embedder:
     )
 
 
+#: Query texts whose vectors :class:`ProductSearch` keeps (least recently used dropped).
+QUERY_CACHE_SIZE = 512
+
+
 class ProductSearch:
     """Semantic product search with exact metadata filters.
 
@@ -190,6 +195,10 @@ class ProductSearch:
         #: What :meth:`open` did: "loaded", "synced: +a ~u -d" or "built n".
         self.last_open_report: str = ""
         self._lock = threading.RLock()  # guards state read by searches
+        # recent query texts -> vectors: a shopper's "show me more" or "cheaper" searches the
+        # same text again, and the bot may search one message twice in a turn
+        self._query_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._query_lock = threading.Lock()
         self._write_lock = threading.RLock()  # serialises mutations
         self._cache: VectorCache | None = None
         #: How many texts the last build or update took from the embedding cache.
@@ -528,7 +537,18 @@ class ProductSearch:
 
     def _query_vector(self, query: str | np.ndarray) -> np.ndarray:
         if isinstance(query, str):
-            return self.embedder.encode_one(query).reshape(1, -1)
+            with self._query_lock:
+                cached = self._query_vectors.get(query)
+                if cached is not None:
+                    self._query_vectors.move_to_end(query)
+                    return cached
+            vec = self.embedder.encode_one(query).reshape(1, -1)
+            vec.setflags(write=False)
+            with self._query_lock:
+                self._query_vectors[query] = vec
+                if len(self._query_vectors) > QUERY_CACHE_SIZE:
+                    self._query_vectors.popitem(last=False)
+            return vec
         vec = np.ascontiguousarray(query, dtype=np.float32)
         if vec.ndim == 2 and vec.shape[0] == 1:
             return vec

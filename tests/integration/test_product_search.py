@@ -404,6 +404,11 @@ def test_build_and_semantic_sanity(
     # Text and vector queries agree.
     vec = embedder.encode_one("running shoes")
     assert search.search(vec, k=10) == hits
+    # A repeated query text is embedded once (the same cached vector), and answers the same.
+    cached = search._query_vector("running shoes")
+    assert search._query_vector("running shoes") is cached
+    assert np.allclose(cached[0], vec, atol=1e-6)
+    assert search.search("running shoes", k=10) == hits
 
 
 def test_filters_are_respected(
