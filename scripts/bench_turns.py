@@ -21,10 +21,10 @@ import statistics
 import sys
 import time
 import uuid
-from pathlib import Path
 
 import httpx
 
+from tailor.bench.harness import tree_rss_mb
 from tailor.config import Settings
 from tailor.profiles.identity import sign_customer_token
 from tailor.runtime import processes as P
@@ -43,24 +43,6 @@ SCRIPT = [
     "more like the first one",
     "start over",
 ]
-
-
-def tree_rss_mb(pid: int) -> float:
-    """Resident memory of a process and all its descendants, in MiB."""
-    total = 0
-    todo = [pid]
-    while todo:
-        p = todo.pop()
-        try:
-            status = Path(f"/proc/{p}/status").read_text()
-            total += next(
-                int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")
-            )
-            children = Path(f"/proc/{p}/task/{p}/children").read_text().split()
-            todo.extend(int(c) for c in children)
-        except (OSError, StopIteration):
-            continue
-    return total / 1024
 
 
 def main() -> int:

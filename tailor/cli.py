@@ -616,6 +616,39 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Turn latency of the full bot against a floor (the same Rasa model with no-op actions).
+
+    Starts both over copies of the database, drives them with the same scripted
+    conversations at each concurrency, measures one long conversation, optionally profiles
+    where the CPU goes (py-spy), and writes docs/bench/turns.md and docs/bench/latency.png.
+    """
+    from tailor.bench.harness import report, run_bench
+    from tailor.runtime.secrets import ensure_customer_token_secret
+
+    if any(c < 1 for c in args.concurrency):
+        raise CliError(f"--concurrency values must be >= 1, got {args.concurrency}")
+    settings = ensure_customer_token_secret(_settings(args))
+    model = _prepared_bot(settings)
+    profile_dir = Path(settings.home) / "bench-profile" if args.profile else None
+    result = run_bench(
+        settings,
+        model,
+        levels=sorted(set(args.concurrency)),
+        min_conversations=args.conversations,
+        long_turns=args.long,
+        profile_dir=profile_dir,
+        echo=echo,
+    )
+    out = Path(args.out) if args.out else PROJECT_ROOT / "docs" / "bench"
+    command = "tailor bench " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "tailor bench"
+    path = report(result, out, command.strip())
+    for line in result.verdicts():
+        echo(line)
+    echo(f"Wrote {path} in {result.seconds / 60:.1f} min.")
+    return 0
+
+
 def _eval_retrieval(args: argparse.Namespace) -> int:
     from tailor.evaluation.retrieval import load_dataset, run_retrieval_eval
     from tailor.retrieval.engine import embedder_for
@@ -726,6 +759,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--out", help="retrieval: also write the table here; all: the report (docs/quality.md)"
     )
+    p = add("bench", cmd_bench, "turn latency of the full bot against a no-op floor")
+    p.add_argument(
+        "--concurrency", type=int, nargs="+", default=[1, 8, 32], help="concurrent shoppers"
+    )
+    p.add_argument(
+        "--conversations", type=int, default=12, help="conversations per level (at least)"
+    )
+    p.add_argument("--long", type=int, default=50, help="turns of the long conversations (0: skip)")
+    p.add_argument("--profile", action="store_true", help="also profile by stage with py-spy")
+    p.add_argument("--out", help="report folder (default docs/bench)")
     return parser
 
 

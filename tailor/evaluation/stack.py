@@ -26,15 +26,15 @@ def _sqlite_path(url: str) -> Path | None:
     return Path(url[len(prefix) :]) if url.startswith(prefix) else None
 
 
-def eval_settings(settings: Settings) -> Settings:
-    """Settings for an evaluation stack: home ``<home>/eval``, the SQLite database copied
+def eval_settings(settings: Settings, name: str = "eval") -> Settings:
+    """Settings for a private stack: home ``<home>/<name>``, the SQLite database copied
     there (a server database is used as is), the same index, models and bot, free ports."""
-    home = Path(settings.home) / "eval"
+    home = Path(settings.home) / name
     home.mkdir(parents=True, exist_ok=True)
     database_url = settings.database_url
     source = _sqlite_path(settings.database_url)
     if source is not None and source.is_file():
-        target = home / "tailor-eval.db"
+        target = home / f"tailor-{name}.db"
         for stale in (target, Path(f"{target}-wal"), Path(f"{target}-shm")):
             stale.unlink(missing_ok=True)
         # SQLite's online backup: consistent even with a write-ahead log beside the file

@@ -148,8 +148,9 @@ def tailor_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def action_server(settings: Settings) -> Service:
-    """The Rasa SDK action server (our 3.11 venv) serving ``actions``."""
+def action_server(settings: Settings, actions_module: str = "actions") -> Service:
+    """The Rasa SDK action server (our 3.11 venv) serving ``actions_module`` (our actions;
+    the benchmark's floor serves ``tailor.bench.noop_actions``)."""
     env = tailor_env(settings)
     env["SANIC_HOST"] = settings.host
     return Service(
@@ -159,7 +160,7 @@ def action_server(settings: Settings) -> Service:
             "-m",
             "rasa_sdk",
             "--actions",
-            "actions",
+            actions_module,
             "--port",
             str(settings.action_port),
         ],

@@ -1,0 +1,242 @@
+"""Turn-latency measurement: scripted conversations, a concurrent REST driver and statistics.
+
+Pure parts (scripts, percentiles, summaries) are separate from the driver so they can be
+unit-tested; the driver talks to a real Rasa server's REST channel with ``httpx``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import httpx
+
+#: Scripted conversations: a request, its refinements, details, a reaction, a comparison, a
+#: new request. Every shopper move the bot handles appears; all are on the demo catalog.
+SCRIPTS: tuple[tuple[str, ...], ...] = (
+    (
+        "I need running shoes under $80",
+        "show me cheaper ones",
+        "any in blue?",
+        "tell me more about the first one",
+        "I don't like Nike",
+        "show me more",
+        "compare the first and the second",
+        "thanks, that's helpful",
+    ),
+    (
+        "I'm looking for a warm winter jacket",
+        "something from a different brand",
+        "not black",
+        "show me more",
+        "more like the second one",
+        "what about waterproof hiking boots?",
+        "under 120 please",
+        "start over",
+    ),
+    (
+        "recommend wireless headphones under $150",
+        "noise cancelling",
+        "more like the first one",
+        "those are too expensive",
+        "details on number 2",
+        "I want a coffee machine",
+        "from De'Longhi",
+        "great, thank you",
+    ),
+    (
+        "hi",
+        "a yoga mat",
+        "thick and non slip",
+        "show me more",
+        "compare 1 and 3",
+        "I hate the colour of these",
+        "a fitness tracker",
+        "bye",
+    ),
+    (
+        "gift ideas for a 6 year old who loves lego",
+        "cheaper",
+        "something else",
+        "tell me about the third",
+        "a duvet cover set in king size",
+        "cotton",
+        "not grey",
+        "what's the weather like?",
+    ),
+    (
+        "leather dress shoes size 10",
+        "brown",
+        "show me more",
+        "the second one looks nice",
+        "a power bank",
+        "cheaper ones",
+        "from Anker",
+        "that's all, thanks",
+    ),
+)
+
+
+def conversations(count: int, scripts: Sequence[Sequence[str]] = SCRIPTS) -> list[list[str]]:
+    """``count`` conversations cycling through ``scripts`` (the same list for every bot)."""
+    if count < 0:
+        raise ValueError(f"count must be >= 0, got {count}")
+    return [list(scripts[i % len(scripts)]) for i in range(count)]
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile: the smallest value with at least ``p`` % of values <= it."""
+    if not values:
+        raise ValueError("percentile of no values")
+    if not 0 <= p <= 100:
+        raise ValueError(f"p must be within [0, 100], got {p}")
+    ordered = sorted(values)
+    rank = max(1, math.ceil(p / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+@dataclass
+class Turn:
+    """One message sent and how it went."""
+
+    conversation: int
+    index: int
+    latency_ms: float
+    ok: bool
+    error: str = ""
+    replies: int = 0
+
+
+@dataclass
+class RunResult:
+    """All turns of one run (one bot, one concurrency) and its wall time."""
+
+    bot: str
+    concurrency: int
+    turns: list[Turn] = field(default_factory=list)
+    wall_s: float = 0.0
+
+    @property
+    def errors(self) -> int:
+        """Turns that failed (HTTP error, timeout, connection error)."""
+        return sum(not t.ok for t in self.turns)
+
+    def latencies(self) -> list[float]:
+        """Latencies (ms) of the successful turns."""
+        return [t.latency_ms for t in self.turns if t.ok]
+
+    def summary(self) -> dict[str, float]:
+        """p50 / p95 / p99 / mean (ms), throughput (turns/s), turns and errors."""
+        values = self.latencies()
+        out: dict[str, float] = {
+            "turns": float(len(self.turns)),
+            "errors": float(self.errors),
+            "throughput": len(self.turns) / self.wall_s if self.wall_s > 0 else 0.0,
+        }
+        if values:
+            out.update(
+                p50=percentile(values, 50),
+                p95=percentile(values, 95),
+                p99=percentile(values, 99),
+                mean=sum(values) / len(values),
+            )
+        return out
+
+
+async def drive(
+    rasa_url: str,
+    convs: Sequence[Sequence[str]],
+    concurrency: int,
+    bot: str,
+    timeout: float = 60.0,
+    tag: str = "",
+) -> RunResult:
+    """Send ``convs`` through the REST channel of ``rasa_url`` with ``concurrency`` shoppers.
+
+    Each worker takes the next conversation and sends its messages one after another (a
+    shopper waits for the answer before typing again); ``concurrency`` workers run at once.
+    Every conversation gets a new sender id, so runs never share a tracker.
+    """
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+    url = f"{rasa_url.rstrip('/')}/webhooks/rest/webhook"
+    result = RunResult(bot=bot, concurrency=concurrency)
+    queue: asyncio.Queue[tuple[int, Sequence[str]]] = asyncio.Queue()
+    for item in enumerate(convs):
+        queue.put_nowait(item)
+    run_id = tag or uuid.uuid4().hex[:8]
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        while True:
+            try:
+                number, messages = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            sender = f"bench-{bot}-{run_id}-{number}"
+            for index, text in enumerate(messages):
+                t0 = time.perf_counter()
+                try:
+                    resp = await client.post(url, json={"sender": sender, "message": text})
+                    ms = (time.perf_counter() - t0) * 1000
+                    if resp.status_code == 200:
+                        body = resp.json()
+                        result.turns.append(Turn(number, index, ms, True, replies=len(body)))
+                    else:
+                        result.turns.append(
+                            Turn(number, index, ms, False, f"HTTP {resp.status_code}")
+                        )
+                except (httpx.HTTPError, ValueError) as exc:
+                    ms = (time.perf_counter() - t0) * 1000
+                    result.turns.append(Turn(number, index, ms, False, type(exc).__name__))
+
+    async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+        result.wall_s = time.perf_counter() - t0
+    return result
+
+
+async def drive_long(
+    rasa_url: str,
+    script: Sequence[str],
+    turns: int,
+    parallel: int,
+    bot: str,
+    timeout: float = 60.0,
+) -> list[list[float]]:
+    """``parallel`` long conversations of ``turns`` turns each (``script`` repeated), sent in
+    lock-step (turn i of every conversation before turn i+1 of any), so drift of the machine
+    hits every position equally. Returns latencies (ms) per conversation, by turn."""
+    url = f"{rasa_url.rstrip('/')}/webhooks/rest/webhook"
+    run_id = uuid.uuid4().hex[:8]
+    senders = [f"bench-long-{bot}-{run_id}-{i}" for i in range(parallel)]
+    out: list[list[float]] = [[] for _ in senders]
+    async with httpx.AsyncClient(timeout=timeout) as client:
+        for turn in range(turns):
+            text = script[turn % len(script)]
+            for i, sender in enumerate(senders):
+                t0 = time.perf_counter()
+                resp = await client.post(url, json={"sender": sender, "message": text})
+                out[i].append((time.perf_counter() - t0) * 1000)
+                resp.raise_for_status()
+    return out
+
+
+def growth(per_conversation: Sequence[Sequence[float]], window: int) -> tuple[float, float]:
+    """Median latency of the first ``window`` turns and of the last full ``window`` turns,
+    pooled over conversations. With ``window`` the script's length, both windows send the
+    same messages, so the ratio is the cost of the conversation's length alone."""
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    turns = min(len(c) for c in per_conversation)
+    if turns < 2 * window:
+        raise ValueError(f"need at least {2 * window} turns per conversation, got {turns}")
+    last_start = (turns // window - 1) * window
+    first = [v for c in per_conversation for v in c[:window]]
+    last = [v for c in per_conversation for v in c[last_start : last_start + window]]
+    return percentile(first, 50), percentile(last, 50)

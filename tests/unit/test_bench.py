@@ -1,0 +1,126 @@
+"""The benchmark harness's pure parts: percentiles, growth, scripts, profile folding."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tailor.bench.profile import ACTION_STAGES, RASA_STAGES, classify, fold
+from tailor.bench.turns import SCRIPTS, RunResult, Turn, conversations, growth, percentile
+from tailor.config import PROJECT_ROOT
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 10, 99, 100, 101, 1000])
+@pytest.mark.parametrize("p", [0, 1, 50, 95, 99, 100])
+def test_percentile_matches_numpy_nearest_rank(n: int, p: float) -> None:
+    rng = random.Random(n * 1000 + int(p))
+    values = [rng.uniform(0, 500) for _ in range(n)]
+    expected = float(np.percentile(values, p, method="inverted_cdf"))
+    assert percentile(values, p) == pytest.approx(expected)
+
+
+def test_percentile_rejects_bad_input() -> None:
+    with pytest.raises(ValueError, match="no values"):
+        percentile([], 50)
+    with pytest.raises(ValueError, match="within"):
+        percentile([1.0], 101)
+
+
+def test_summary_counts_errors_and_throughput() -> None:
+    run = RunResult("full", 2, wall_s=2.0)
+    run.turns = [Turn(0, i, float(10 + i), True) for i in range(9)]
+    run.turns.append(Turn(1, 0, 5000.0, False, "HTTP 500"))
+    s = run.summary()
+    assert s["turns"] == 10 and s["errors"] == 1
+    assert s["throughput"] == pytest.approx(5.0)
+    assert s["p50"] == 14.0  # the failed turn's latency is not a latency sample
+    assert s["p99"] == 18.0
+
+
+def test_growth_compares_same_messages() -> None:
+    window = 4
+    convs = [[10.0, 10, 10, 10, 11, 11, 11, 11, 20, 20, 20, 20, 99]] * 3
+    first, last = growth(convs, window)
+    assert (first, last) == (10.0, 20.0)  # the trailing partial pass is ignored
+    with pytest.raises(ValueError, match="at least 8"):
+        growth([[1.0] * 7], window)
+
+
+def test_conversations_cycle_scripts() -> None:
+    convs = conversations(len(SCRIPTS) + 2)
+    assert convs[0] == list(SCRIPTS[0]) and convs[len(SCRIPTS)] == list(SCRIPTS[0])
+    assert conversations(0) == []
+    with pytest.raises(ValueError):
+        conversations(-1)
+
+
+def test_fold_charges_innermost_stage() -> None:
+    lines = [
+        "process 1:rasa;handle (sanic/app.py:10);predict (rasa/core/policies/rule_policy.py:5) 7",
+        "process 1:rasa;handle (sanic/app.py:10);parse (rasa/nlu/classifiers/x.py:1) 3",
+        "process 1:rasa;handle (sanic/app.py:10);save (rasa/core/tracker_store.py:9);"
+        "execute (sqlalchemy/engine/base.py:1) 2",
+        "process 1:rasa;idle (somewhere/else.py:1) 1",
+        "",
+    ]
+    got = fold(lines, RASA_STAGES)
+    assert got == {"policies": 7, "NLU": 3, "tracker store (SQL)": 2, "other": 1}
+
+
+def test_classify_actions_database_inside_ranking() -> None:
+    frames = [
+        "run (actions/actions.py:1)",
+        "rank (tailor/recommend/personal.py:3)",
+        "execute (sqlalchemy/orm/session.py:2)",
+    ]
+    assert classify(frames, ACTION_STAGES) == "database"
+    assert classify(frames[:2], ACTION_STAGES) == "ranking & shopper context"
+
+
+def test_noop_actions_cover_the_domain() -> None:
+    from tailor.bench.noop_actions import NOOP_ACTIONS, domain_actions
+
+    declared = domain_actions(PROJECT_ROOT / "bot")
+    assert "action_recommend" in declared
+    assert set(declared) | {"action_warmup"} == set(NOOP_ACTIONS)
+    assert all(cls().name() == name for name, cls in NOOP_ACTIONS.items())
+
+
+def test_recorder_profiles_a_real_process(tmp_path: Path) -> None:
+    """py-spy attached to a busy Python process charges its samples to the right stage."""
+    import subprocess
+    import sys
+    import time
+
+    from tailor.bench.profile import Recorder, py_spy
+
+    if py_spy() is None:
+        pytest.fail("py-spy is missing: it is a dev dependency (pip install -e '.[dev]')")
+    pkg = tmp_path / "tailor" / "sentiment"
+    pkg.mkdir(parents=True)
+    busy = pkg / "busy.py"
+    busy.write_text(
+        "import time\n"
+        "def spin():\n"
+        "    end = time.time() + 20\n"
+        "    while time.time() < end:\n"
+        "        sum(i * i for i in range(1000))\n"
+        "spin()\n",
+        encoding="utf-8",
+    )
+    proc = subprocess.Popen([sys.executable, str(busy)])
+    try:
+        time.sleep(0.5)
+        rec = Recorder(proc.pid, tmp_path / "out.txt", rate=100)
+        time.sleep(1.5)
+        profile = rec.finish("busy", ACTION_STAGES)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert profile.total > 50
+    assert profile.samples.most_common(1)[0][0] == "sentiment"
+    ms = profile.ms_per_turn(10)
+    assert sum(ms.values()) == pytest.approx(profile.total / 100 * 1000 / 10)
