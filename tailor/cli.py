@@ -241,7 +241,7 @@ def score_review_sentiment(
 
     factory = make_session_factory(settings.database_url)
     try:
-        scorer = model_for(settings, model)
+        scorer = model_for(settings, model, bulk=True)
     except FileNotFoundError as exc:
         raise CliError(f"{exc} (see --model / TAILOR_SENTIMENT_MODEL)") from exc
     return score_reviews(factory, scorer, rescore=rescore, progress=True)

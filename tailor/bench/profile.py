@@ -31,8 +31,8 @@ RASA_STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
 ACTION_STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("database", ("sqlalchemy", "sqlite3")),
     ("sentiment", ("tailor/sentiment/",)),
-    ("embedding", ("onnxruntime", "tailor/retrieval/embed.py", "tailor/retrieval/onnx.py")),
-    ("tokenizer", ("tokenizers", "transformers/")),
+    # ONNX Runtime and tokenizer frames count for whoever called them (embedder, sentiment)
+    ("embedding", ("tailor/retrieval/embed.py", "tailor/retrieval/onnx.py")),
     ("search (FAISS, BM25)", ("faiss", "tailor/retrieval/", "bm25s")),
     ("query understanding", ("tailor/nlu/", "rapidfuzz")),
     ("ranking & shopper context", ("tailor/recommend/", "tailor/profiles/")),
@@ -52,18 +52,40 @@ class StageProfile:
 
     @property
     def total(self) -> int:
-        """All samples."""
-        return sum(self.samples.values())
+        """All CPU samples (waiting ones excluded)."""
+        return sum(v for k, v in self.samples.items() if k != WAITING)
 
     def ms_per_turn(self, turns: int) -> dict[str, float]:
-        """CPU milliseconds per turn for each stage (samples / rate / turns)."""
+        """CPU milliseconds per turn for each stage (samples / rate / turns); waiting
+        samples are left out."""
         if turns <= 0:
             raise ValueError(f"turns must be positive, got {turns}")
-        return {k: v / self.rate * 1000 / turns for k, v in self.samples.most_common()}
+        return {
+            k: v / self.rate * 1000 / turns for k, v in self.samples.most_common() if k != WAITING
+        }
+
+
+#: Innermost frames of a thread that waits rather than computes (a thread pool worker
+#: waiting for work, an event loop in epoll): py-spy's --nonblocking sampling cannot always
+#: tell them from running code, so they are set apart and not counted as CPU.
+WAIT_FRAMES: tuple[tuple[str, str], ...] = (
+    ("_worker", "concurrent/futures/thread.py:81)"),
+    ("_run_server_forever", "sanic/server/runners.py"),
+    ("serve", "sanic/server/runners.py"),
+    ("select", "selectors.py"),
+    ("wait", "threading.py"),
+    ("_recv", "multiprocessing/connection.py"),
+)
+#: The stage name of waiting samples.
+WAITING = "waiting (not CPU)"
 
 
 def classify(frames: Sequence[str], stages: Sequence[tuple[str, tuple[str, ...]]]) -> str:
     """The stage of one stack (outermost frame first, as py-spy writes them)."""
+    if frames:
+        innermost = frames[-1].replace("\\", "/")
+        if any(innermost.startswith(f + " (") and p in innermost for f, p in WAIT_FRAMES):
+            return WAITING
     for frame in reversed(frames):
         low = frame.replace("\\", "/").lower()
         for stage, patterns in stages:

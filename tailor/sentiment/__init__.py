@@ -34,14 +34,16 @@ __all__ = [
 SHIPPED_WEIGHTS = Path(__file__).resolve().parent / "weights"
 
 
-def model_for(settings: Any, path: str | Path | None = None) -> SentimentModel:
+def model_for(settings: Any, path: str | Path | None = None, bulk: bool = False) -> SentimentModel:
     """The sentiment model as configured: ``path`` (default :func:`default_model_path`) on
-    the configured encoder and backend, ONNX exports in ``<models_dir>/onnx``."""
+    the configured encoder and backend, ONNX exports in ``<models_dir>/onnx``. ``bulk``
+    (scoring many texts, e.g. reviews) uses every core; otherwise one thread per call."""
     return SentimentModel.load(
         path if path is not None else default_model_path(),
         encoder_path=settings.embedding_model,
         backend=settings.sentiment_backend,
         cache_dir=Path(str(settings.models_dir)) / "onnx",
+        threads=0 if bulk else 1,
     )
 
 

@@ -247,10 +247,13 @@ class SentimentModel:
         device: str = "cpu",
         backend: str = "torch",
         cache_dir: str | Path | None = None,
+        threads: int = 1,
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"unknown sentiment backend {backend!r}; valid: {list(BACKENDS)}")
         self.backend = backend
+        #: ONNX Runtime threads (0 = every core): 1 for one message at a time, 0 for bulk.
+        self.threads = int(threads)
         self.cache_dir = Path(cache_dir) if cache_dir else Path.home() / ".cache/tailor/onnx"
         self.path = None if path is None else str(path)
         self.encoder_path = None if encoder_path is None else str(encoder_path)
@@ -378,7 +381,7 @@ class SentimentModel:
         self.max_length = max_length
         self._tokenizer = None
         self._labels = labels
-        self._module = OnnxClassifier(target, encoder_path, max_length)
+        self._module = OnnxClassifier(target, encoder_path, max_length, threads=self.threads)
 
     def _load_adapter(self, manifest: dict[str, Any]) -> tuple[Any, Any, list[str]]:
         from safetensors.torch import load_file

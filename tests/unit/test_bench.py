@@ -124,3 +124,20 @@ def test_recorder_profiles_a_real_process(tmp_path: Path) -> None:
     assert profile.samples.most_common(1)[0][0] == "sentiment"
     ms = profile.ms_per_turn(10)
     assert sum(ms.values()) == pytest.approx(profile.total / 100 * 1000 / 10)
+
+
+def test_waiting_threads_are_not_cpu() -> None:
+    from tailor.bench.profile import WAITING, StageProfile
+
+    lines = [
+        "process 1:x;Thread.run (/usr/lib/threading.py:982);"
+        "_worker (/usr/lib/python3.11/concurrent/futures/thread.py:81) 40",
+        "process 1:x;serve (sanic/server/runners.py:343);_run_server_forever "
+        "(sanic/server/runners.py:210) 30",
+        "process 1:x;run (actions/actions.py:1);execute (sqlalchemy/engine/base.py:1) 10",
+    ]
+    folded = fold(lines, ACTION_STAGES)
+    assert folded[WAITING] == 70 and folded["database"] == 10
+    profile = StageProfile("actions", 100, folded)
+    assert profile.total == 10
+    assert profile.ms_per_turn(1) == {"database": 100.0}
