@@ -61,3 +61,14 @@ if [ "${1:-}" = "--browser" ] && ! command -v chromium >/dev/null 2>&1; then
     say "error: chromium is missing; install it with: sudo apt-get install chromium"; exit 2
   fi
 fi
+
+# The production profile's load balancer (and its tests) use Debian's nginx.
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "Installing Debian's nginx for the production profile …"
+    apt-get update -qq >/dev/null 2>&1 || true
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null
+  else
+    say "note: nginx is missing (the production profile needs it): sudo apt-get install nginx"
+  fi
+fi

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from tailor.config import PROJECT_ROOT, Settings
 
 if TYPE_CHECKING:
+    from tailor.runtime.processes import Service
     from tailor.sentiment.reviews import ReviewScoreReport
 
 RASA_PIN = "rasa==3.6.21"
@@ -324,9 +325,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from tailor.runtime.secrets import ensure_customer_token_secret
 
     try:
-        settings = ensure_customer_token_secret(_settings(args))
+        settings = _settings(args)
+        if getattr(args, "profile", None):
+            settings = settings.replace(profile=args.profile)
+        settings = ensure_customer_token_secret(settings)
     except ValueError as exc:
         raise CliError(str(exc)) from exc
+    if settings.profile == "production":
+        return _run_production(settings, args)
     t_start = time.monotonic()
     try:
         P.check_ports(settings)
@@ -353,16 +359,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         url = f"http://{settings.host}:{settings.web_port}/"
         echo(f"Ready in {time.monotonic() - t_start:.0f} s.")
         print(f"\n  Tailor is running: open {url}\n  (Ctrl-C to stop)\n", flush=True)
-        if args.open:
-            webbrowser.open(url)
-        if args.exit_when_ready:
-            return 0
-        while all(s.alive() for s in services):
-            time.sleep(1.0)
-        dead = [s for s in services if not s.alive()]
-        for s in dead:
-            echo(f"{s.name} stopped unexpectedly:\n{s.tail()}")
-        return 1
+        return _serve(services, url, args)
     except KeyboardInterrupt:
         echo("Stopping…")
         return 0
@@ -371,6 +368,93 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         for svc in reversed(services):
             svc.stop()
+
+
+def _serve(services: Sequence[Service], url: str, args: argparse.Namespace) -> int:
+    """Open the page if asked, then wait while every service runs; 1 when one stops."""
+    if args.open:
+        webbrowser.open(url)
+    if args.exit_when_ready:
+        return 0
+    while all(s.alive() for s in services):
+        time.sleep(1.0)
+    for s in services:
+        if not s.alive():
+            echo(f"{s.name} stopped unexpectedly:\n{s.tail()}")
+    return 1
+
+
+def _run_production(settings: Settings, args: argparse.Namespace) -> int:
+    """The production profile: PostgreSQL, Redis, RabbitMQ, replicas behind nginx, the
+    analytics consumer and the web app (``tailor.runtime.production``)."""
+    from tailor.runtime import processes as P
+    from tailor.runtime import production as prod
+
+    t_start = time.monotonic()
+    settings = prod.production_settings(settings)
+    try:
+        echo("Production profile: checking PostgreSQL, Redis and RabbitMQ…")
+        prod.prepare_databases(settings)
+        model = _prepared_bot(settings)
+        stack = prod.build_stack(settings, model)
+        prod.check_stack_ports(settings, stack)
+    except (prod.ServiceUnavailable, P.ServiceError, ValueError) as exc:
+        raise CliError(str(exc)) from exc
+    try:
+        echo(
+            f"Starting {len(stack.actions)} action servers, {len(stack.rasa)} Rasa servers, "
+            "nginx, the analytics consumer and the web app…"
+        )
+        prod.start_stack(stack, echo=echo)
+        memory = prod.memory_mb(stack)
+        echo(f"Ready in {time.monotonic() - t_start:.0f} s; memory (RSS, MB):")
+        for name, mb in memory.items():
+            echo(f"  {name:<24} {mb:7.0f}")
+        echo(f"  {'total':<24} {sum(memory.values()):7.0f}")
+        url = f"http://{settings.host}:{settings.web_port}/"
+        print(
+            f"\n  Tailor (production profile) is running: open {url}\n"
+            f"  Rasa and the action servers behind nginx at {settings.rasa_url}\n"
+            "  (Ctrl-C to stop)\n",
+            flush=True,
+        )
+        return _serve(stack.services, url, args)
+    except KeyboardInterrupt:
+        echo("Stopping…")
+        return 0
+    except P.ServiceError as exc:
+        raise CliError(str(exc)) from exc
+    finally:
+        stack.stop()
+
+
+def cmd_analytics(args: argparse.Namespace) -> int:
+    """Store Rasa's conversation events from RabbitMQ in the database (``conversation_events``),
+    each once; runs until Ctrl-C (the production profile starts it for you)."""
+    from tailor.analytics.consumer import main as consume
+    from tailor.runtime import production as prod
+
+    settings = _settings(args)
+    if args.queue:
+        settings = settings.replace(events_queue=args.queue)
+    if args.backfill:
+        from tailor.analytics.backfill import backfill_from_tracker
+        from tailor.analytics.consumer import consumer_for
+
+        try:
+            prod.check_postgres(settings.postgres_url)
+        except prod.ServiceUnavailable as exc:
+            raise CliError(str(exc)) from exc
+        done = backfill_from_tracker(
+            consumer_for(settings).engine, prod.tracker_database_url(settings)
+        )
+        print(f"Backfilled {done.inserted} events ({done.duplicates} already stored).")
+        return 0
+    try:
+        prod.check_rabbitmq(settings.rabbitmq_url)
+    except prod.ServiceUnavailable as exc:
+        raise CliError(str(exc)) from exc
+    return consume(settings=settings)
 
 
 def ensure_segments(settings: Settings) -> None:
@@ -709,6 +793,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--products", type=int, help="demo catalog size when building it")
     p.add_argument("--open", action="store_true", help="open the page in a browser")
     p.add_argument("--exit-when-ready", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument(
+        "--profile",
+        choices=["embedded", "production"],
+        help="embedded (default: SQLite, one of each service) or production (PostgreSQL, "
+        "Redis, RabbitMQ, replicas behind nginx); or TAILOR_PROFILE",
+    )
+    p = add("analytics", cmd_analytics, "store Rasa's conversation events from RabbitMQ")
+    p.add_argument("--queue", help="RabbitMQ queue (default tailor_events, TAILOR_EVENTS_QUEUE)")
+    p.add_argument(
+        "--backfill",
+        action="store_true",
+        help="instead: copy the tracker store's events the table lacks, then exit",
+    )
     p = add("segments", cmd_segments, "segment customers: `tailor segments fit`")
     p.add_argument("action", choices=["fit"], help="fit: refit and reassign, then print a table")
     p.add_argument("--seed", type=int, help="random seed (default 42)")

@@ -103,6 +103,24 @@ class Settings:
     #: browser (CORS). ``*`` allows any page: safe only because the API uses no cookies or
     #: other browser credentials (the customer token travels in the request body).
     widget_origins: str = "*"
+    # -- deployment profile (tailor/runtime/production.py) -----------------------------
+    #: "embedded" (one machine, SQLite, one Rasa and one action server) or "production"
+    #: (PostgreSQL, Redis lock store, RabbitMQ event broker with the analytics consumer,
+    #: several Rasa and action-server replicas behind nginx).
+    profile: str = "embedded"
+    #: PostgreSQL server for the catalog and customers (production; the database is created
+    #: if missing). Rasa's tracker store is the database ``<name>_tracker`` on that server.
+    postgres_url: str = "postgresql+psycopg://root@127.0.0.1:5432/tailor"
+    #: Redis for Rasa's lock store (production).
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    #: RabbitMQ for Rasa's event broker (production).
+    rabbitmq_url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
+    #: The durable queue Rasa publishes conversation events to, read by ``tailor analytics``.
+    events_queue: str = "tailor_events"
+    rasa_replicas: int = 2
+    action_replicas: int = 2
+    #: Port of the load balancer (nginx) in front of the Rasa servers and action servers.
+    balancer_port: int = 8080
     _given: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -118,8 +136,16 @@ class Settings:
             },
         )
         set_(self, "home", Path(self.home))
+        if self.profile not in PROFILES:
+            raise ValueError(
+                f"profile (TAILOR_PROFILE) must be one of {', '.join(PROFILES)}, "
+                f"got {self.profile!r}"
+            )
         if not self.database_url:
-            set_(self, "database_url", f"sqlite:///{self.home / 'tailor.db'}")
+            if self.profile == "production":
+                set_(self, "database_url", self.postgres_url)
+            else:
+                set_(self, "database_url", f"sqlite:///{self.home / 'tailor.db'}")
         if not self.embedding_model:
             set_(self, "embedding_model", default_embedding_model())
         if self.index_dir is None:
@@ -132,6 +158,8 @@ class Settings:
             set_(self, "action_url", f"http://{self.host}:{self.action_port}/webhook")
         if self.suggestions < 1:
             raise ValueError(f"suggestions must be at least 1, got {self.suggestions}")
+        if self.profile == "production":
+            _check_production(self)
 
     @classmethod
     def load(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -159,6 +187,50 @@ class Settings:
         """A copy with some fields changed; derived fields are derived again unless given."""
         given = {**self._given, **changes}
         return type(self)(**given)
+
+
+#: The deployment profiles (``TAILOR_PROFILE``).
+PROFILES = ("embedded", "production")
+
+
+def _check_production(s: Settings) -> None:
+    """Clear errors, naming the setting, for production-profile values that cannot work."""
+    from urllib.parse import urlsplit
+
+    def scheme(url: str) -> str:
+        return urlsplit(url).scheme.lower()
+
+    if not scheme(s.postgres_url).startswith("postgresql"):
+        raise ValueError(
+            "postgres_url (TAILOR_POSTGRES_URL) must be a PostgreSQL SQLAlchemy URL such as "
+            f"postgresql+psycopg://user@host:5432/tailor, got {s.postgres_url!r}"
+        )
+    if not urlsplit(s.postgres_url).path.strip("/"):
+        raise ValueError(
+            f"postgres_url (TAILOR_POSTGRES_URL) names no database: {s.postgres_url!r}"
+        )
+    if scheme(s.redis_url) not in {"redis", "rediss"}:
+        raise ValueError(
+            f"redis_url (TAILOR_REDIS_URL) must look like redis://host:6379/0, got {s.redis_url!r}"
+        )
+    if scheme(s.rabbitmq_url) not in {"amqp", "amqps"}:
+        raise ValueError(
+            "rabbitmq_url (TAILOR_RABBITMQ_URL) must look like "
+            f"amqp://user:password@host:5672/%2F, got {s.rabbitmq_url!r}"
+        )
+    for name in ("rasa_replicas", "action_replicas"):
+        value = getattr(s, name)
+        if not 1 <= value <= 16:
+            raise ValueError(f"{name} (TAILOR_{name.upper()}) must be 1 to 16, got {value}")
+    if not 1 <= s.balancer_port <= 65535:
+        raise ValueError(
+            f"balancer_port (TAILOR_BALANCER_PORT) must be a TCP port, got {s.balancer_port}"
+        )
+    if not s.events_queue or not all(c.isalnum() or c in "._-" for c in s.events_queue):
+        raise ValueError(
+            "events_queue (TAILOR_EVENTS_QUEUE) must be letters, digits, '.', '_' or '-', "
+            f"got {s.events_queue!r}"
+        )
 
 
 def _field_default(f: dataclasses.Field[Any]) -> Any:

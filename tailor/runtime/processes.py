@@ -148,9 +148,13 @@ def tailor_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def action_server(settings: Settings, actions_module: str = "actions") -> Service:
+def action_server(
+    settings: Settings, actions_module: str = "actions", port: int | None = None
+) -> Service:
     """The Rasa SDK action server (our 3.11 venv) serving ``actions_module`` (our actions;
-    the benchmark's floor serves ``tailor.bench.noop_actions``)."""
+    the benchmark's floor serves ``tailor.bench.noop_actions``) on ``port`` (default
+    ``action_port``; the production profile's replicas get ports of their own)."""
+    port = port or settings.action_port
     env = tailor_env(settings)
     env["SANIC_HOST"] = settings.host
     return Service(
@@ -162,20 +166,31 @@ def action_server(settings: Settings, actions_module: str = "actions") -> Servic
             "--actions",
             actions_module,
             "--port",
-            str(settings.action_port),
+            str(port),
         ],
         log_path=Path(settings.home) / "logs" / "actions.log",
-        ready=lambda: _http_ok(f"http://{settings.host}:{settings.action_port}/health"),
+        ready=lambda: _http_ok(f"http://{settings.host}:{port}/health"),
         env=env,
     )
 
 
-def rasa_server(settings: Settings, model: Path, token: str | None = None) -> Service:
-    """The Rasa server (3.10 venv) with REST and socket.io channels and the HTTP API."""
+def rasa_server(
+    settings: Settings,
+    model: Path,
+    token: str | None = None,
+    port: int | None = None,
+    endpoints: Path | None = None,
+) -> Service:
+    """The Rasa server (3.10 venv) with REST and socket.io channels and the HTTP API.
+
+    ``port`` defaults to ``rasa_port`` and ``endpoints`` to the embedded profile's file
+    (:func:`write_endpoints`); the production profile's replicas pass both.
+    """
     # Hex, not urlsafe: a token starting with "-" would be read by argparse as an option.
     token = token or secrets.token_hex(16)
+    port = port or settings.rasa_port
     run_dir = Path(settings.home) / "run"
-    endpoints = write_endpoints(settings, run_dir / "endpoints.yml")
+    endpoints = endpoints or write_endpoints(settings, run_dir / "endpoints.yml")
     credentials = copy_credentials(settings, run_dir / "credentials.yml")
     cmd = [
         str(rasa_executable(settings)),
@@ -189,7 +204,7 @@ def rasa_server(settings: Settings, model: Path, token: str | None = None) -> Se
         "--interface",
         settings.host,
         "--port",
-        str(settings.rasa_port),
+        str(port),
         "--enable-api",
         "--auth-token",
         token,
@@ -200,7 +215,7 @@ def rasa_server(settings: Settings, model: Path, token: str | None = None) -> Se
         name="Rasa server",
         cmd=cmd,
         log_path=Path(settings.home) / "logs" / "rasa.log",
-        ready=lambda: _rasa_model_loaded(settings, token),
+        ready=lambda: _rasa_model_loaded(f"http://{settings.host}:{port}", token),
         env=rasa_env(bot_pythonpath(settings)),
         cwd=Path(settings.bot_dir),
     )
@@ -208,8 +223,8 @@ def rasa_server(settings: Settings, model: Path, token: str | None = None) -> Se
     return service
 
 
-def _rasa_model_loaded(settings: Settings, token: str) -> bool:
-    resp = httpx.get(f"{settings.rasa_url}/status", params={"token": token}, timeout=2.0)
+def _rasa_model_loaded(url: str, token: str) -> bool:
+    resp = httpx.get(f"{url}/status", params={"token": token}, timeout=2.0)
     return resp.status_code == 200 and bool(resp.json().get("model_file"))
 
 

@@ -1,0 +1,1 @@
+"""The production profile on real PostgreSQL, Redis, RabbitMQ and nginx."""
