@@ -1,193 +1,242 @@
 #!/usr/bin/env python
-"""Benchmark the Embedder backends: products/s per batch size, query latency, agreement.
+"""Benchmark embedding configurations: ingestion rate, query latency, top-10 agreement.
 
-Usage: .venv/bin/python scripts/bench_embed.py [--n 2000] [--batch-sizes 16 32 64 128]
-       [--queries 100] [--backends torch onnx onnx-int8] [--abt-buy DIR] [--model PATH]
+Usage: .venv/bin/python scripts/bench_embed.py [--n 2000] [--configs torch onnx onnx-int8
+       onnx:64 onnx-int8:64] [--batch-sizes 16 32] [--abt-buy DIR] [--model PATH]
 
-Each backend (torch = sentence-transformers; onnx = ONNX Runtime, fp32; onnx-int8 =
-quantised weights) is measured in the same run: load, products/s per batch size, single
-query latency, and top-10 agreement with the first backend (synthetic texts, and real
-Abt-Buy listings with ``--abt-buy``).
+A configuration is ``BACKEND[:CAP]``: torch (sentence-transformers), onnx (ONNX Runtime,
+fp32) or onnx-int8 (dynamically quantised MatMul weights), and an optional token cap (word
+pieces read per text; none = the model's 256). All are measured in the same run on the same
+texts: the first ``--n`` products of the demo catalog (``tailor.demo.generate_products``, a
+prefix of the 10,000-product catalog) through ``tailor.retrieval.product_text``.
 
-Texts are generated product texts (``tailor.retrieval.product_text`` over synthetic products),
-so lengths resemble the real catalog. Not part of the test suite.
+Figures per configuration:
+
+- products/s: wall-clock ingestion rate (``Embedder.encode``) per batch size, and the
+  CPU rate of one core (single-threaded session, thread CPU time: robust when other jobs
+  share the machine; ONNX configurations only);
+- query p50: one shopper query at a time (``Embedder.encode_one``), wall clock;
+- top-10 agreement (``tailor.retrieval.embed.top_k_agreement``): for 200 shopper queries
+  built from the catalog's types, brands, colours, materials, uses and features, the mean
+  share of the 10 products retrieved (dot product over the same catalog texts) that the
+  reference also retrieves. (a) reference = ONNX fp32 on the same, possibly capped, texts:
+  the quantisation effect; (b) reference = ONNX fp32 on the full texts: the end-to-end change;
+- with ``--abt-buy``: Recall@1, Recall@10 and MRR of Buy names (queries) against Abt
+  listings (documents) over the labelled pairs of ``matches_dev.csv``.
+
+Not part of the test suite.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import random
 import statistics
 import sys
+import tempfile
 import time
-from types import SimpleNamespace
 from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-ADJECTIVES = [
-    "lightweight",
-    "waterproof",
-    "classic",
-    "slim",
-    "cosy",
-    "breathable",
-    "rugged",
-    "elegant",
-    "organic",
-    "recycled",
-    "padded",
-    "stretch",
-]
-NOUNS = {
-    "Shoes > Running": ["running shoe", "trail runner", "racing flat"],
-    "Shoes > Boots": ["hiking boot", "chelsea boot", "snow boot"],
-    "Clothing > Jackets": ["rain jacket", "puffer jacket", "denim jacket"],
-    "Clothing > Dresses": ["maxi dress", "slip dress", "shirt dress"],
-    "Home > Kitchen": ["frying pan", "dutch oven", "chef knife"],
-}
-COLOURS = ["black", "white", "navy", "red", "olive", "beige"]
-MATERIALS = ["cotton", "leather", "mesh", "wool", "steel", "linen"]
-SENTENCES = [
-    "Designed for everyday comfort and built to last.",
-    "A versatile piece that pairs with almost anything in your wardrobe.",
-    "Made with responsibly sourced materials and finished by hand.",
-    "Easy to care for: machine washable at thirty degrees.",
-    "Tested in the field by our team over hundreds of kilometres.",
-    "The updated fit gives more room without adding weight.",
-]
+
+def catalog_texts(n: int, seed: int = 42) -> list[str]:
+    """Embedding texts of the first ``n`` demo-catalog products."""
+    from tailor.demo.generator import generate_products
+    from tailor.retrieval.text import product_text
+
+    return [product_text(p) for p in generate_products(n, seed)]
 
 
-def make_texts(n: int, seed: int = 0) -> list[str]:
-    """``n`` product texts of realistic length."""
-    from tailor.retrieval import product_text
+def shopper_queries(n: int = 200, seed: int = 0) -> list[str]:
+    """``n`` distinct shopper queries from the catalog's taxonomy: "navy stroller",
+    "Suunto smartwatch", "rattan planter", "waterproof headlamp for running in the dark",
+    "sweater that resists pilling"."""
+    from tailor.demo.taxonomy import leaf_brands, leaves
 
     rng = random.Random(seed)
-    texts = []
-    for i in range(n):
-        category = rng.choice(list(NOUNS))
-        title = f"{rng.choice(ADJECTIVES).title()} {rng.choice(NOUNS[category]).title()} {i}"
-        p = SimpleNamespace(
-            title=title,
-            brand=f"Brand{rng.randint(1, 40)}",
-            category=category,
-            colour=rng.choice(COLOURS),
-            material=rng.choice(MATERIALS),
-            tags=rng.sample(ADJECTIVES, 3),
-            description=" ".join(rng.choices(SENTENCES, k=rng.randint(2, 8))),
-        )
-        texts.append(product_text(p))
-    return texts
+    types = leaves()
+    out: list[str] = []
+    seen: set[str] = set()
+    while len(out) < n:
+        leaf = rng.choice(types)
+        noun = leaf.singular.lower()
+        kind = rng.randrange(5)
+        if kind == 0 and leaf.colours:
+            query = f"{rng.choice(leaf.colours)} {noun}"
+        elif kind == 1:
+            query = f"{rng.choice(leaf_brands(leaf))} {noun}"
+        elif kind == 2 and leaf.materials:
+            query = f"{rng.choice(leaf.materials)} {noun}"
+        elif kind == 3:
+            query = f"{rng.choice(leaf.adjectives).lower()} {noun} {rng.choice(leaf.uses)}"
+        else:
+            query = f"{noun} that {rng.choice(leaf.features)}"
+        if query not in seen:
+            seen.add(query)
+            out.append(query)
+    return out
 
 
-def _abt_buy(path: str) -> tuple[list[str], list[str]]:
-    """Abt listings as documents and Buy names as queries (real product text)."""
-    import csv
+def abt_buy(path: str) -> tuple[list[str], list[str], list[int]]:
+    """Abt listings (documents), Buy names (queries) and each query's matching document."""
 
     def rows(name: str) -> list[dict[str, str]]:
         with open(f"{path}/{name}", encoding="latin-1", newline="") as fh:
             return list(csv.DictReader(fh))
 
-    docs = [f"{r['name']}. {r.get('description') or ''}"[:600] for r in rows("Abt.csv")]
-    queries = [r["name"] for r in rows("Buy.csv")][:300]
-    return docs, queries
+    abt = rows("Abt.csv")
+    buy = {r["id"]: r["name"] for r in rows("Buy.csv")}
+    position = {r["id"]: i for i, r in enumerate(abt)}
+    docs = [f"{r['name']}. {r.get('description') or ''}"[:600] for r in abt]
+    queries, gold = [], []
+    for pair in rows("matches_dev.csv"):
+        if pair["idBuy"] in buy and pair["idAbt"] in position:
+            queries.append(buy[pair["idBuy"]])
+            gold.append(position[pair["idAbt"]])
+    return docs, queries, gold
 
 
-def _agreement(ref: tuple[Any, Any], got: tuple[Any, Any], k: int = 10) -> float:
-    """Mean share of the reference top-k kept, over the queries."""
+def retrieval_quality(docs: Any, queries: Any, gold: list[int]) -> tuple[float, float, float]:
+    """Recall@1, Recall@10 and MRR of ``queries`` against ``docs``."""
     import numpy as np
 
-    (rd, rq), (gd, gq) = ref, got
-    shares = []
-    for i in range(len(rq)):
-        a = set(np.argsort(-(rd @ rq[i]))[:k].tolist())
-        b = set(np.argsort(-(gd @ gq[i]))[:k].tolist())
-        shares.append(len(a & b) / k)
-    return float(np.mean(shares))
+    scores = queries @ docs.T
+    ranks = (scores > scores[np.arange(len(gold)), gold][:, None]).sum(axis=1) + 1
+    return float(np.mean(ranks <= 1)), float(np.mean(ranks <= 10)), float(np.mean(1.0 / ranks))
+
+
+def parse_config(text: str) -> tuple[str, int | None]:
+    """``"onnx-int8:64"`` → ``("onnx-int8", 64)``; ``"onnx"`` → ``("onnx", None)``."""
+    backend, _, cap = text.partition(":")
+    return backend, int(cap) if cap else None
+
+
+def cpu_rate(onnx_file: Any, model: str, cap: int | None, texts: list[str], bs: int) -> float:
+    """Products/s of one core: a single-threaded session, timed in thread CPU time."""
+    from tailor.retrieval.onnx import OnnxEncoder
+
+    enc = OnnxEncoder(onnx_file, model, threads=1, max_tokens=cap, workers=1)
+    enc.encode(texts[:32], bs)
+    best = float("inf")
+    for _ in range(2):
+        start = time.thread_time()
+        enc.encode(texts, bs)
+        best = min(best, time.thread_time() - start)
+    return len(texts) / best
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark and print tables."""
-    import tempfile
-
+    """Run the benchmark and print the markdown table."""
     from tailor.config import default_embedding_model
     from tailor.retrieval import Embedder
+    from tailor.retrieval.embed import top_k_agreement
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=2000, help="texts per batch-size run")
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[16, 32, 64, 128])
-    parser.add_argument("--queries", type=int, default=100, help="single queries for latency")
+    parser.add_argument("--n", type=int, default=2000, help="catalog texts embedded per run")
+    parser.add_argument(
+        "--configs", nargs="+", default=["torch", "onnx", "onnx-int8", "onnx:64", "onnx-int8:64"]
+    )
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[16, 32])
+    parser.add_argument("--queries", type=int, default=200, help="shopper queries (agreement)")
+    parser.add_argument("--latency-queries", type=int, default=100)
+    parser.add_argument("--cpu-texts", type=int, default=500, help="texts for the per-core rate")
     parser.add_argument("--model", default=default_embedding_model())
-    parser.add_argument("--backends", nargs="+", default=["torch", "onnx", "onnx-int8"])
-    parser.add_argument("--abt-buy", help="Abt-Buy folder: top-10 agreement on real listings")
+    parser.add_argument("--abt-buy", help="Abt-Buy folder: R@1, R@10, MRR on real listings")
     args = parser.parse_args(argv)
 
-    texts = make_texts(args.n)
+    texts = catalog_texts(args.n)
+    queries = shopper_queries(args.queries)
+    real = abt_buy(args.abt_buy) if args.abt_buy else None
     words = statistics.mean(len(t.split()) for t in texts)
-    queries = [
-        f"{rng_word} {noun}"
-        for rng_word, noun in zip(
-            ADJECTIVES * 10, [n for ns in NOUNS.values() for n in ns] * 10, strict=False
-        )
-    ][: args.queries]
-    real = _abt_buy(args.abt_buy) if args.abt_buy else None
-    print(f"cpus {os.cpu_count()}; texts: {len(texts)}, mean {words:.0f} words\n")
     export_dir = tempfile.mkdtemp(prefix="tailor-onnx-")
-    results: dict[str, dict[str, Any]] = {}
-    reference: dict[str, tuple[Any, Any]] = {}
-    for backend in args.backends:
+    print(
+        f"cpus {os.cpu_count()}; {len(texts)} catalog texts of {words:.0f} words on average; "
+        f"{len(queries)} shopper queries; load average {os.getloadavg()[0]:.1f}\n",
+        flush=True,
+    )
+
+    fp32: dict[int | None, dict[str, tuple[Any, Any]]] = {}  # ONNX fp32 vectors per cap
+
+    def vectors(emb: Embedder) -> dict[str, tuple[Any, Any]]:
+        out = {"catalog": (emb.encode(texts), emb.encode(queries))}
+        if real is not None:
+            out["abt-buy"] = (emb.encode(real[0]), emb.encode(real[1]))
+        return out
+
+    def reference(cap: int | None) -> dict[str, tuple[Any, Any]]:
+        if cap not in fp32:
+            fp32[cap] = vectors(Embedder(args.model, 16, "cpu", "onnx", export_dir, max_tokens=cap))
+        return fp32[cap]
+
+    rows: list[dict[str, Any]] = []
+    for config in args.configs:
+        backend, cap = parse_config(config)
         t0 = time.perf_counter()
-        emb = Embedder(args.model, backend=backend, cache_dir=export_dir)
+        emb = Embedder(args.model, backend=backend, cache_dir=export_dir, max_tokens=cap)
         emb.encode_one("warm up")
         load_s = time.perf_counter() - t0
         rates = {}
         for bs in args.batch_sizes:
             emb.batch_size = bs
-            emb.encode(texts[:bs])
+            emb.encode(texts[: 2 * bs])
             start = time.perf_counter()
             emb.encode(texts)
             rates[bs] = len(texts) / (time.perf_counter() - start)
+        emb.batch_size = max(rates, key=rates.__getitem__)
+        core = None
+        if emb.onnx_file is not None:
+            core = cpu_rate(emb.onnx_file, args.model, cap, texts[: args.cpu_texts], emb.batch_size)
         latencies = []
-        for q in queries:
+        for q in queries[: args.latency_queries]:
             start = time.perf_counter()
             emb.encode_one(q)
             latencies.append((time.perf_counter() - start) * 1000)
-        latencies.sort()
-        emb.batch_size = max(rates, key=rates.__getitem__)
-        synth = (emb.encode(texts), emb.encode(queries))
-        pair = {"synthetic": synth}
-        if real is not None:
-            pair["abt-buy"] = (emb.encode(real[0]), emb.encode(real[1]))
-        if not reference:
-            reference = pair
-        results[backend] = {
+        got = vectors(emb)
+        same, full = reference(cap), reference(None)
+        row = {
+            "config": config,
+            "name": emb.name,
             "load": load_s,
             "rates": rates,
+            "core": core,
             "p50": statistics.median(latencies),
-            "p95": latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))],
-            "agree": {name: _agreement(reference[name], v) for name, v in pair.items()},
+            "a": top_k_agreement(*same["catalog"], *got["catalog"]),
+            "b": top_k_agreement(*full["catalog"], *got["catalog"]),
         }
+        if real is not None:
+            row["abt"] = retrieval_quality(*got["abt-buy"], real[2])
+            row["abt_b"] = top_k_agreement(*full["abt-buy"], *got["abt-buy"])
+        rows.append(row)
+        print(f"measured {config} ({emb.name})", file=sys.stderr, flush=True)
 
-    base = results[args.backends[0]]
-    header = " | ".join(f"bs {bs}" for bs in args.batch_sizes)
+    base = rows[0]
+    sizes = " / ".join(str(bs) for bs in args.batch_sizes)
+    abt_head = " | Abt-Buy R@1 / R@10 / MRR | Abt-Buy agreement (b)" if real else ""
     print(
-        f"| backend | load s | query p50 ms | p95 ms | products/s ({header}) | top-10 agreement |"
+        f"| configuration | products/s (batch {sizes}) | × {base['config']} "
+        f"| products/s, one core (CPU time) | query p50 ms | load s "
+        f"| top-10 agreement (a) same texts | (b) full texts{abt_head} |"
     )
-    print("| --- | ---: | ---: | ---: | --- | --- |")
-    for backend, r in results.items():
-        rates = " / ".join(f"{r['rates'][bs]:.0f}" for bs in args.batch_sizes)
-        agree = ", ".join(f"{k} {v:.3f}" for k, v in r["agree"].items())
+    print(
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+        + (" --- | ---: |" if real else "")
+    )
+    for r in rows:
+        rate_text = " / ".join(f"{r['rates'][bs]:.0f}" for bs in args.batch_sizes)
+        ratio = max(r["rates"].values()) / max(base["rates"].values())
+        core_text = f"{r['core']:.0f}" if r["core"] else "–"
+        abt = ""
+        if real is not None:
+            r1, r10, mrr = r["abt"]
+            abt = f" | {r1:.3f} / {r10:.3f} / {mrr:.3f} | {r['abt_b']:.3f}"
         print(
-            f"| {backend} | {r['load']:.1f} | {r['p50']:.1f} | {r['p95']:.1f} | {rates} | {agree} |"
+            f"| {r['config']} | {rate_text} | {ratio:.2f} | {core_text} | {r['p50']:.1f} | "
+            f"{r['load']:.1f} | {r['a']:.3f} | {r['b']:.3f}{abt} |"
         )
-    print()
-    for backend, r in results.items():
-        best = max(r["rates"].values())
-        print(
-            f"{backend}: query p50 {base['p50'] / r['p50']:.1f}x faster than {args.backends[0]}, "
-            f"ingestion {best / max(base['rates'].values()):.1f}x ({best:.0f} products/s best)"
-        )
+    print(f"\nload average at the end {os.getloadavg()[0]:.1f}")
     return 0
 
 

@@ -131,6 +131,8 @@ def tailor_env(settings: Settings) -> dict[str, str]:
             "TAILOR_HOME": str(settings.home),
             "TAILOR_DATABASE_URL": settings.database_url,
             "TAILOR_EMBEDDING_MODEL": settings.embedding_model,
+            "TAILOR_EMBEDDING_BACKEND": settings.embedding_backend,
+            "TAILOR_EMBEDDING_BATCH_SIZE": str(settings.embedding_batch_size),
             "TAILOR_INDEX_DIR": str(settings.index_dir),
             "TAILOR_INDEX_BACKEND": settings.index_backend,
             "TAILOR_RASA_URL": settings.rasa_url,
