@@ -122,7 +122,7 @@ class RunResult:
 
     @property
     def errors(self) -> int:
-        """Turns that failed (HTTP error, timeout, connection error)."""
+        """Turns that failed (HTTP error, timeout, connection error, empty answer)."""
         return sum(not t.ok for t in self.turns)
 
     def latencies(self) -> list[float]:
@@ -185,7 +185,11 @@ async def drive(
                     ms = (time.perf_counter() - t0) * 1000
                     if resp.status_code == 200:
                         body = resp.json()
-                        result.turns.append(Turn(number, index, ms, True, replies=len(body)))
+                        # Rasa's REST channel answers 200 with no messages when handling
+                        # the message failed: every message of these scripts gets an answer
+                        ok = bool(body)
+                        error = "" if ok else "empty answer"
+                        result.turns.append(Turn(number, index, ms, ok, error, len(body)))
                     else:
                         result.turns.append(
                             Turn(number, index, ms, False, f"HTTP {resp.status_code}")
