@@ -202,7 +202,10 @@ class ActionRecommend(TailorAction):
         understood: Understanding | None = None,
     ) -> list[EventType]:
         """Answer the latest message with suggestions (or a question when it is unclear)."""
-        obs = await self.observe(tracker)
+        # Identity and sentiment (a model call and a database write) run in a worker thread
+        # while this turn's criteria are worked out and their query embedded in another:
+        # neither needs the other, and Rasa leaves the cores idle while it waits for us.
+        observing = asyncio.create_task(self.observe(tracker))
         intent, text, entities = self.latest(tracker)
         if self.force_more:
             intent = "affirm"
@@ -221,16 +224,6 @@ class ActionRecommend(TailorAction):
         seen = [int(x) for x in (tracker.get_slot("seen") or []) if str(x).lstrip("-").isdigit()]
         rec = self.recommender
         positions, _ = self.pick(tracker, text, shown, entities)
-        if intent == "react_negative" and shown:
-            await self._remember_reaction(tracker, obs, text, shown, positions)
-        shopper = await self.shopper(tracker, obs)
-        for_you = shopper.personalised and (
-            bool(shopper.session.positive) or bool(shopper.affinity.purchases)
-        )
-        if intent == "affirm" and current.is_empty() and not for_you:
-            dispatcher.utter_message(response="utter_ask_what")
-            return []
-
         target = shown[positions[0]].id if positions and shown else None
         u = understood
         if u is None and intent != "affirm" and text.strip():
@@ -249,6 +242,18 @@ class ActionRecommend(TailorAction):
             semantic=u.semantic if u is not None else None,
         )
         crit = turn.criteria
+        await asyncio.to_thread(rec.prepare_query, crit)
+        obs = await observing
+
+        if intent == "react_negative" and shown:
+            await self._remember_reaction(tracker, obs, text, shown, positions)
+        shopper = await self.shopper(tracker, obs)
+        for_you = shopper.personalised and (
+            bool(shopper.session.positive) or bool(shopper.affinity.purchases)
+        )
+        if intent == "affirm" and current.is_empty() and not for_you:
+            dispatcher.utter_message(response="utter_ask_what")
+            return []
         fresh = current.is_empty() or turn.reset_seen
         generic = intent == "ask_recommendation" and not entities and _is_generic(text) and fresh
         if generic:

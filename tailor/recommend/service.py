@@ -303,6 +303,18 @@ class Recommender:
             basis=basis,
         )
 
+    def prepare_query(self, criteria: Criteria) -> None:
+        """Embed the criteria's query text now (kept in the search's query cache), so a turn
+        can do it while other work - scoring the message's sentiment - runs alongside. Never
+        raises: the search embeds the text itself if this failed."""
+        text = criteria.query_text()
+        if not text or criteria.similar_to is not None:
+            return
+        try:
+            self.search.query_vector(text)
+        except Exception:  # an optimisation only: the search embeds the text itself
+            log.exception("preparing the query vector failed")
+
     def _query_for(self, criteria: Criteria, shopper: ShopperContext) -> str | np.ndarray | None:
         """Text of the criteria; without any, the shopper's session or history as a vector."""
         if criteria.similar_to is not None:

@@ -535,6 +535,11 @@ class ProductSearch:
             return None
         return self._meta.allowed_ids(flt)
 
+    def query_vector(self, query: str | np.ndarray) -> np.ndarray:
+        """The ``(1, dim)`` query vector of a text (cached: a repeated text is embedded once)
+        or of a given vector."""
+        return self._query_vector(query)
+
     def _query_vector(self, query: str | np.ndarray) -> np.ndarray:
         if isinstance(query, str):
             with self._query_lock:
