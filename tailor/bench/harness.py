@@ -213,22 +213,28 @@ def run_bench(
                     )
                 )
         if profile_dir is not None:
-            echo("  profiling the full bot at 8 shoppers (py-spy) …")
-            full = bots["full"]
-            recs = {
-                "Rasa server": Recorder(full.pid("rasa"), profile_dir / "rasa.txt"),
-                "action server": Recorder(full.pid("actions"), profile_dir / "actions.txt"),
-            }
-            time.sleep(1.0)  # py-spy attaches
+            # One shopper: with the cores not oversubscribed, a sampled "active" thread is a
+            # thread on a CPU, so samples are CPU time (at 8 shoppers they are inflated by
+            # time spent runnable, waiting for a core).
+            echo("  profiling both bots at 1 shopper (py-spy) …")
             convs = conversations(24)
-            run = asyncio.run(drive(full.settings.rasa_url, convs, 8, "full", tag="profile"))
-            turns = len(run.turns)
-            result.profile["Rasa server"] = (
-                recs["Rasa server"].finish("Rasa server", RASA_STAGES).ms_per_turn(turns)
-            )
-            result.profile["action server"] = (
-                recs["action server"].finish("action server", ACTION_STAGES).ms_per_turn(turns)
-            )
+            for name in ("floor", "full"):
+                stack = bots[name]
+                recs = {
+                    "Rasa server": Recorder(stack.pid("rasa"), profile_dir / f"{name}-rasa.txt"),
+                    "action server": Recorder(
+                        stack.pid("actions"), profile_dir / f"{name}-actions.txt"
+                    ),
+                }
+                time.sleep(1.0)  # py-spy attaches
+                run = asyncio.run(drive(stack.settings.rasa_url, convs, 1, name, tag="profile"))
+                turns = len(run.turns)
+                for process, stages in (
+                    ("Rasa server", RASA_STAGES),
+                    ("action server", ACTION_STAGES),
+                ):
+                    prof = recs[process].finish(process, stages)
+                    result.profile[f"{name}: {process}"] = prof.ms_per_turn(turns)
         for stack in bots.values():
             result.rss_mb[f"{stack.name}: Rasa server"] = tree_rss_mb(stack.pid("rasa"))
             result.rss_mb[f"{stack.name}: action server"] = tree_rss_mb(stack.pid("actions"))
@@ -342,7 +348,7 @@ def report(result: BenchResult, out_dir: Path, command: str) -> Path:
         lines.append("")
     if result.profile:
         lines += [
-            "## Where the time goes (full bot, 8 shoppers, py-spy CPU samples)",
+            "## Where the time goes (1 shopper, py-spy CPU samples)",
             "",
             "CPU milliseconds per turn by stage; a sample counts for the innermost stage it is in.",
             "",
