@@ -21,15 +21,16 @@ test: ## run the whole test suite (unit, Rasa dialogue, end-to-end on real serve
 	@mkdir -p test-output
 	@.venv/bin/pytest -p no:cacheprovider --junitxml=test-output/junit.xml $(PYTEST_ARGS)
 
-test-fast: install ## unit tests only (no model loading, no Rasa)
-	@.venv/bin/pytest -m "not slow and not rasa and not e2e and not browser" $(PYTEST_ARGS)
+test-fast: install ## unit tests only (no model loading, no Rasa, no PostgreSQL/Redis/RabbitMQ)
+	@.venv/bin/pytest -m "not slow and not rasa and not e2e and not browser and not production" $(PYTEST_ARGS)
 
 lint: install ## ruff and mypy
 	@.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy
 
-bench: install ## benchmarks (figures go to docs/benchmarks.md by hand)
+bench: install ## benchmarks: turns vs floor (docs/bench/), embedding, index at scale
+	@.venv/bin/tailor bench --profile
 	@.venv/bin/python scripts/bench_embed.py
-	@.venv/bin/python scripts/bench_turns.py
+	@.venv/bin/python scripts/bench_index.py --sizes 100000 1000000 --hnsw-max 0
 
 clean: ## remove built data (catalog, index, models, logs); keeps the venvs
 	rm -rf var test-output bot/data/generated
