@@ -509,8 +509,31 @@ class _RowSubset:
         return cls(rows, mask), count
 
 
+class _LabelledRows:
+    """Size, ids and membership of a backend that keeps ids in ``_labels`` (by internal
+    row), a liveness mask ``_alive`` and an id -> row :class:`_RowLookup` ``_rows``."""
+
+    _rows: _RowLookup
+    _labels: np.ndarray
+    _alive: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def ids(self) -> np.ndarray:
+        """The live ids, in internal row order."""
+        return self._labels[self._alive]
+
+    def __contains__(self, item: object) -> bool:
+        try:
+            key = int(item)  # type: ignore[call-overload]
+        except (TypeError, ValueError):
+            return False
+        return bool(self._rows.rows(np.array([key], dtype=np.int64))[0] >= 0)
+
+
 @register_index("hnsw")
-class HNSWIndex(VectorIndex):
+class HNSWIndex(_LabelledRows, VectorIndex):
     """Approximate search with ``IndexHNSWFlat`` (inner product).
 
     HNSW cannot delete, so vectors live under sequential internal labels mapped to external
@@ -593,20 +616,6 @@ class HNSWIndex(VectorIndex):
             "compact_ratio": self.compact_ratio,
             "max_ef_search": self.max_ef_search,
         }
-
-    def __len__(self) -> int:
-        return len(self._rows)
-
-    def ids(self) -> np.ndarray:
-        """The live ids, in internal label order."""
-        return self._labels[self._alive]
-
-    def __contains__(self, item: object) -> bool:
-        try:
-            key = int(item)  # type: ignore[call-overload]
-        except (TypeError, ValueError):
-            return False
-        return bool(self._rows.rows(np.array([key], dtype=np.int64))[0] >= 0)
 
     def _internal(self, ids: np.ndarray) -> np.ndarray:
         return self._rows.rows(ids)
@@ -743,7 +752,7 @@ def _finish(
 
 
 @register_index("ivf")
-class IVFIndex(VectorIndex):
+class IVFIndex(_LabelledRows, VectorIndex):
     """Inverted-file index (``IndexIVFFlat``, inner product) with a selectivity-aware plan.
 
     Each query takes one of three plans, so filtered search stays fast and accurate at any
@@ -833,20 +842,6 @@ class IVFIndex(VectorIndex):
     def default_nlist(n: int) -> int:
         """``4 * sqrt(n)`` lists, at most ``n / 39`` (FAISS wants 39 training points a list)."""
         return int(max(1, min(round(4 * np.sqrt(max(n, 1))), n // 39)))
-
-    def __len__(self) -> int:
-        return len(self._rows)
-
-    def ids(self) -> np.ndarray:
-        """The live ids, in row order."""
-        return self._labels[self._alive]
-
-    def __contains__(self, item: object) -> bool:
-        try:
-            key = int(item)  # type: ignore[call-overload]
-        except (TypeError, ValueError):
-            return False
-        return bool(self._rows.rows(np.array([key], dtype=np.int64))[0] >= 0)
 
     # ------------------------------------------------------------------ storage
     def _vectors(self, rows: np.ndarray) -> np.ndarray:
