@@ -24,10 +24,10 @@ import uuid
 
 import httpx
 
-from tailor.bench.harness import tree_rss_mb
 from tailor.config import Settings
 from tailor.profiles.identity import sign_customer_token
 from tailor.runtime import processes as P
+from tailor.runtime.processes import tree_rss_mb
 from tailor.runtime.rasa import model_path
 from tailor.runtime.secrets import ensure_customer_token_secret
 

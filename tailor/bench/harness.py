@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from tailor.bench.turns import SCRIPTS, RunResult, conversations, drive, drive_long, growth
 from tailor.config import Settings
+from tailor.runtime.processes import tree_rss_mb
 
 if TYPE_CHECKING:
     from tailor.runtime.processes import Service
@@ -122,24 +123,6 @@ class BenchResult:
                 f"(≤ {GROWTH_TARGET:.2f}×) — {'met' if last / first <= GROWTH_TARGET else 'MISSED'}"
             )
         return lines
-
-
-def tree_rss_mb(pid: int) -> float:
-    """Resident memory of a process and all its descendants, in MiB (Linux /proc)."""
-    total = 0
-    todo = [pid]
-    while todo:
-        p = todo.pop()
-        try:
-            status = Path(f"/proc/{p}/status").read_text()
-            total += next(
-                int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")
-            )
-            children = Path(f"/proc/{p}/task/{p}/children").read_text().split()
-            todo.extend(int(c) for c in children)
-        except (OSError, StopIteration):
-            continue
-    return total / 1024
 
 
 def _machine() -> str:

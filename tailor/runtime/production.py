@@ -34,14 +34,13 @@ from urllib.parse import unquote, urlsplit
 from tailor.analytics.events import exchange_name
 from tailor.config import Settings
 from tailor.runtime import processes as P
-from tailor.runtime.rasa import RASA_PLUGINS
 
 #: Seconds a Rasa replica may hold a conversation's lock (Rasa's ``TICKET_LOCK_LIFETIME``).
 #: A replica killed while holding it blocks that conversation at most this long; a message
 #: must be processed well within it (ours take well under a second once warm).
 LOCK_LIFETIME_SECONDS = 20
 #: Rasa's Redis lock store with atomic ticket operations (several replicas share it); the
-#: module lives in ``RASA_PLUGINS``, which is on every Rasa server's ``PYTHONPATH``.
+#: module lives in ``tailor.runtime.rasa.RASA_PLUGINS``, on every Rasa server's ``PYTHONPATH``.
 LOCK_STORE_CLASS = "tailor_lock_store.AtomicRedisLockStore"
 #: The SQL tracker store of the embedded profile too (``tailor.runtime.rasa.write_endpoints``):
 #: it starts a new session in place past ``tracker_max_session_events`` events.
@@ -481,9 +480,6 @@ def build_stack(
         svc.name = f"Rasa server {i}"
         svc.log_path = log_dir / f"rasa-{i}.log"
         svc.env["TICKET_LOCK_LIFETIME"] = str(LOCK_LIFETIME_SECONDS)
-        path = svc.env.get("PYTHONPATH", "").split(os.pathsep)
-        if str(RASA_PLUGINS) not in path:
-            svc.env["PYTHONPATH"] = os.pathsep.join([str(RASA_PLUGINS), *path])
         rasa.append(svc)
     balancer = _balancer(settings, rasa_ports, action_ports, run_dir, log_dir)
     analytics = P.Service(
@@ -637,10 +633,9 @@ def start_stack(
 
 def memory_mb(stack: ProductionStack) -> dict[str, float]:
     """Resident memory (MiB) of each running service's process tree (Linux /proc)."""
-    from tailor.bench.harness import tree_rss_mb
 
     return {
-        svc.name: tree_rss_mb(svc.proc.pid)
+        svc.name: P.tree_rss_mb(svc.proc.pid)
         for svc in stack.services
         if svc.proc is not None and svc.alive()
     }
