@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import logging
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -21,7 +22,7 @@ from tailor.config import Settings
 from tailor.nlu.ordinals import parse_ordinals
 from tailor.nlu.reactions import parse_reaction
 from tailor.nlu.understand import Understanding
-from tailor.profiles.observer import Observation, Observer
+from tailor.profiles.observer import MessageSentiment, Observation, Observer
 from tailor.recommend.criteria import (
     CRITERIA_SLOTS,
     Criteria,
@@ -50,6 +51,8 @@ _GENERIC = frozenset(
     some something stuff suggest suggestion suggestions to want what would you""".split()  # noqa: SIM905
 )
 
+log = logging.getLogger(__name__)
+
 
 def _is_generic(text: str) -> bool:
     words = re.findall(r"[a-z']+", text.lower())
@@ -64,6 +67,51 @@ def _default_observer(recommender: Recommender) -> Observer:
     if _observer is None:
         _observer = Observer(recommender.session_factory, Settings.load().customer_token_secret)
     return _observer
+
+
+class Observing:
+    """The observation of one user message, run alongside an action's own work.
+
+    Three steps in worker threads: :meth:`Observer.admit` (identity, the anonymous profile
+    adopted on sign-in, stated preferences: what this turn's ranking reads, so it comes
+    first), the sentiment model in parallel with it and with the action, and the ``message``
+    event once both are known. Rasa leaves the cores idle while it waits for the action, so
+    the model's milliseconds leave the turn's critical path unless a reaction needs the score.
+    """
+
+    def __init__(self, observer: Observer, tracker: Tracker) -> None:
+        intent, text, _ = TailorAction.latest(tracker)
+        channel = tracker.get_latest_input_channel()
+        metadata = TailorAction.metadata(tracker)
+        self.admitted: asyncio.Task[Observation] = asyncio.create_task(
+            asyncio.to_thread(observer.admit, tracker.sender_id, text, channel, metadata)
+        )
+        self.sentiment: asyncio.Task[MessageSentiment | None] = asyncio.create_task(
+            asyncio.to_thread(observer.safe_score, text)
+        )
+
+        async def record() -> Observation:
+            admitted = await self.admitted
+            sentiment = await self.sentiment
+            return await asyncio.to_thread(
+                observer.record_message, admitted, text, intent, channel, metadata, sentiment
+            )
+
+        self._recorded: asyncio.Task[Observation] = asyncio.create_task(record())
+
+    async def finish(self) -> Observation:
+        """The whole observation (with the sentiment), once the message event is stored."""
+        return await self._recorded
+
+    async def settle(self) -> None:
+        """Wait for every step, whatever happened to the action (their errors are logged)."""
+        for outcome in await asyncio.gather(
+            self.admitted, self.sentiment, self._recorded, return_exceptions=True
+        ):
+            if isinstance(outcome, BaseException) and not isinstance(
+                outcome, asyncio.CancelledError
+            ):
+                log.error("observing a message failed", exc_info=outcome)
 
 
 class TailorAction(Action, abc.ABC):
@@ -202,10 +250,24 @@ class ActionRecommend(TailorAction):
         understood: Understanding | None = None,
     ) -> list[EventType]:
         """Answer the latest message with suggestions (or a question when it is unclear)."""
-        # Identity and sentiment (a model call and a database write) run in a worker thread
-        # while this turn's criteria are worked out and their query embedded in another:
-        # neither needs the other, and Rasa leaves the cores idle while it waits for us.
-        observing = asyncio.create_task(self.observe(tracker))
+        # The message is observed alongside this turn's own work (see Observing); every way
+        # out of the turn, early answers and errors included, waits for it to be stored.
+        observing = Observing(self.observer, tracker)
+        try:
+            return await self._recommend(
+                dispatcher, tracker, observing, intent_override, understood
+            )
+        finally:
+            await observing.settle()
+
+    async def _recommend(
+        self,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        observing: Observing,
+        intent_override: str | None,
+        understood: Understanding | None,
+    ) -> list[EventType]:
         intent, text, entities = self.latest(tracker)
         if self.force_more:
             intent = "affirm"
@@ -243,11 +305,12 @@ class ActionRecommend(TailorAction):
         )
         crit = turn.criteria
         await asyncio.to_thread(rec.prepare_query, crit)
-        obs = await observing
+        admitted = await observing.admitted
 
         if intent == "react_negative" and shown:
-            await self._remember_reaction(tracker, obs, text, shown, positions)
-        shopper = await self.shopper(tracker, obs)
+            # how negative the reaction is sets how strongly it demotes: wait for the score
+            await self._remember_reaction(tracker, await observing.finish(), text, shown, positions)
+        shopper = await self.shopper(tracker, admitted)
         for_you = shopper.personalised and (
             bool(shopper.session.positive) or bool(shopper.affinity.purchases)
         )
@@ -302,6 +365,7 @@ class ActionRecommend(TailorAction):
             values["shown"] = new_shown
             values["seen"] = list(dict.fromkeys([*seen, *ids]))
         events = slot_changes(tracker, values)
+        obs = await observing.finish()  # long done by now: the message is logged before them
         if result.suggestions:
             await asyncio.to_thread(
                 rec.record,

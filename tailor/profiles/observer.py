@@ -1,7 +1,8 @@
 """What every shopper message teaches us: who sent it, how they feel, what they value.
 
-:meth:`Observer.observe` runs once per user message (the action server calls it before the
-action's own work). It
+:meth:`Observer.observe` runs once per user message (the recommend action runs its steps -
+:meth:`Observer.admit`, the sentiment, :meth:`Observer.record_message` - alongside its own work,
+and ranks after ``admit``). It
 
 1. resolves the identity from the channel metadata only — a valid signed customer token, or
    a messaging platform user id the store linked to a customer — never from the text;
@@ -13,6 +14,7 @@ action's own work). It
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Mapping
@@ -142,20 +144,16 @@ class Observer:
             ident, cid, name = self.resolve(session, sender_id, channel, metadata)
         return Observation(identity=ident, customer_id=cid, customer_name=name)
 
-    def observe(
+    def admit(
         self,
         sender_id: str,
         text: str,
-        intent: str | None = None,
         channel: str | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> Observation:
-        """Identify, score and remember one user message; storage errors are logged."""
-        sentiment = None
-        try:
-            sentiment = self.score(text)
-        except Exception:  # a broken model must not break the conversation
-            log.exception("sentiment scoring failed")
+        """What the ranking of this very turn must see before it starts: the verified
+        identity, the visitor's anonymous profile adopted when they identify (an opt-out wins),
+        and preferences the message states. No sentiment (see :meth:`record_message`)."""
         prefs = [
             {
                 "kind": p.kind,
@@ -170,30 +168,6 @@ class Observer:
             with self.session_factory.begin() as session:
                 ident, cid, name = self.resolve(session, sender_id, channel, metadata)
                 linked = link_sender(session, sender_id, cid) if cid is not None else False
-                payload: dict[str, Any] = {
-                    "intent": intent,
-                    "text": (text or "")[:MAX_STORED_TEXT],
-                    "channel": channel,
-                }
-                if ident.error:
-                    payload["identity_error"] = ident.error
-                if sentiment is not None:
-                    payload["sentiment"] = sentiment.label
-                    payload["sentiment_scores"] = {
-                        k: round(v, 4) for k, v in sentiment.scores.items()
-                    }
-                for key in ("device", "local_hour", "tz"):
-                    if metadata and key in metadata:
-                        payload[key] = metadata[key]
-                record_events(
-                    session,
-                    "message",
-                    sender_id,
-                    [],
-                    payload,
-                    customer_id=cid,
-                    value=sentiment.score if sentiment is not None else None,
-                )
                 if prefs:
                     profile = profile_for(session, sender_id, cid)
                     assert profile is not None
@@ -203,7 +177,7 @@ class Observer:
                         segment = psychographic_for(session, cid)
                         set_segments(session, "psychographic", None, {cid: segment})
         except SQLAlchemyError:
-            log.exception("could not store the observation of a message from %s", sender_id)
+            log.exception("could not store what a message from %s says", sender_id)
             with self.session_factory() as session:
                 ident, cid, name = self.resolve(session, sender_id, channel, metadata)
             linked = False
@@ -211,7 +185,71 @@ class Observer:
             identity=ident,
             customer_id=cid,
             customer_name=name,
-            sentiment=sentiment,
             preferences=tuple(prefs),
             linked=linked,
         )
+
+    def safe_score(self, text: str) -> MessageSentiment | None:
+        """:meth:`score`, with a broken model logged rather than raised (the conversation
+        goes on without a sentiment)."""
+        try:
+            return self.score(text)
+        except Exception:  # a broken model must not break the conversation
+            log.exception("sentiment scoring failed")
+            return None
+
+    def record_message(
+        self,
+        admitted: Observation,
+        text: str,
+        intent: str | None = None,
+        channel: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        sentiment: MessageSentiment | None = None,
+    ) -> Observation:
+        """Store the ``message`` event (text, intent, sentiment, device context) for the
+        identity :meth:`admit` resolved; returns ``admitted`` with the sentiment."""
+        ident, cid = admitted.identity, admitted.customer_id
+        payload: dict[str, Any] = {
+            "intent": intent,
+            "text": (text or "")[:MAX_STORED_TEXT],
+            "channel": channel,
+        }
+        if ident.error:
+            payload["identity_error"] = ident.error
+        if sentiment is not None:
+            payload["sentiment"] = sentiment.label
+            payload["sentiment_scores"] = {k: round(v, 4) for k, v in sentiment.scores.items()}
+        for key in ("device", "local_hour", "tz"):
+            if metadata and key in metadata:
+                payload[key] = metadata[key]
+        try:
+            with self.session_factory.begin() as session:
+                record_events(
+                    session,
+                    "message",
+                    ident.sender_id,
+                    [],
+                    payload,
+                    customer_id=cid,
+                    value=sentiment.score if sentiment is not None else None,
+                )
+        except SQLAlchemyError:
+            log.exception("could not store a message from %s", ident.sender_id)
+        return dataclasses.replace(admitted, sentiment=sentiment)
+
+    def observe(
+        self,
+        sender_id: str,
+        text: str,
+        intent: str | None = None,
+        channel: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Observation:
+        """Identify, score and remember one user message; storage errors are logged.
+
+        The same as :meth:`admit`, :meth:`safe_score` and :meth:`record_message` in turn; the
+        recommend action runs the scoring alongside its own work instead.
+        """
+        admitted = self.admit(sender_id, text, channel, metadata)
+        return self.record_message(admitted, text, intent, channel, metadata, self.safe_score(text))

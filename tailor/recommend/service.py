@@ -348,13 +348,7 @@ class Recommender:
         return self.search.search(query, want, flt)
 
     def _vectors(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
-        out: dict[int, np.ndarray] = {}
-        for pid in dict.fromkeys(ids):
-            try:
-                out[pid] = self.search.vector(pid)
-            except KeyError:
-                continue
-        return out
+        return self.search.vectors(ids)
 
     def _suggestion(
         self, scored: Scored, criteria: Criteria, similar_title: str | None

@@ -597,6 +597,19 @@ class ProductSearch:
         with self._lock:
             return len(self._meta) if flt is None else self._meta.count(flt)
 
+    def vectors(self, product_ids: Iterable[int]) -> dict[int, np.ndarray]:
+        """The stored embeddings of those of ``product_ids`` that are indexed, by id (one
+        batched lookup: ranking needs a few dozen candidates' vectors every turn)."""
+        wanted = [int(p) for p in dict.fromkeys(product_ids)]
+        with self._lock:
+            if self._index is None:
+                return {}
+            present = [p for p in wanted if p in self._content]
+            if not present:
+                return {}
+            rows = self._index.reconstruct(np.asarray(present, dtype=np.int64))
+        return {p: rows[i] for i, p in enumerate(present)}
+
     def vector(self, product_id: int) -> np.ndarray:
         """The stored embedding of ``product_id``; ``KeyError`` if it is not indexed."""
         with self._lock:

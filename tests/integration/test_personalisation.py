@@ -434,3 +434,46 @@ def test_anonymous_context_is_neutral(rec: Recommender) -> None:
     ctx = rec.shopper(fresh_sender(), None)
     assert ctx.personalised and ctx.affinity.is_empty() and ctx.prior.is_empty()
     assert ShopperContext.anonymous().personalised is False
+
+
+async def test_opt_out_made_before_signing_in_holds_on_the_sign_in_turn(rec: Recommender) -> None:
+    """The message that signs a visitor in is ranked after their anonymous profile (with its
+    opt-out) has been adopted: the ranking waits for identity, not for the sentiment."""
+    a, _ = customers_in_different_segments(rec)
+    sender = fresh_sender("optout")
+    with rec.session_factory.begin() as s:
+        anon = profile_for(s, sender, None)
+        assert anon is not None
+        set_personalisation(s, anon, False)
+    text, entities = jacket_request()
+    meta = {"customer_token": token_for(rec, a)}
+    try:
+        d, _ = await run(
+            ActionRecommend(rec, Observer(rec.session_factory, SECRET)),
+            tracker(text, "ask_recommendation", sender, entities, metadata=meta),
+        )
+        shown = cards(d)
+        assert shown
+        assert all(set(c["signals"]) <= {"relevance", "quality", "reviews"} for c in shown)
+    finally:
+        with rec.session_factory.begin() as s:
+            prof = profile_for(s, "x", a)
+            assert prof is not None
+            set_personalisation(s, prof, True)
+
+
+async def test_every_message_is_stored_with_its_sentiment_even_on_an_early_answer(
+    rec: Recommender,
+) -> None:
+    sender = fresh_sender("early")
+    d, _ = await run(
+        ActionRecommend(rec, Observer(rec.session_factory, SECRET)),
+        tracker("can you recommend something please", "ask_recommendation", sender),
+    )
+    assert [m.get("response") for m in d.messages] == ["utter_ask_what"]
+    with rec.session_factory() as s:
+        msgs = s.scalars(
+            select(Event).where(Event.sender_id == sender, Event.kind == "message")
+        ).all()
+    assert len(msgs) == 1 and msgs[0].payload["text"] == "can you recommend something please"
+    assert msgs[0].payload.get("sentiment") and msgs[0].value is not None

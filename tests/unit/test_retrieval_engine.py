@@ -197,3 +197,13 @@ def test_embedder_is_lazy_and_named_without_loading() -> None:
     assert not emb.loaded
     with pytest.raises(ValueError, match="batch_size"):
         Embedder("x", batch_size=0)
+
+
+def test_vectors_batch_matches_one_by_one(tmp_path: Path, factory: sessionmaker[Session]) -> None:
+    search = ProductSearch.open(tmp_path / "i", factory, FakeEmbedder())  # type: ignore[arg-type]
+    ids = [5, 3, 5, 999_999, 1]  # a repeat and an id that is not indexed
+    got = search.vectors(ids)
+    assert list(got) == [5, 3, 1]
+    for pid, vec in got.items():
+        np.testing.assert_array_equal(vec, search.vector(pid))
+    assert search.vectors([]) == {}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tailor.evaluation.retrieval import (
@@ -187,3 +188,17 @@ def test_precision_at_k_and_curves_by_hand() -> None:
     got = curves(rankings, qrels, max_k=2)
     # k=1: precision (0 + 1)/2, recall (0 + 1/2)/2; k=2: precision (1/2 + 1)/2, recall (1 + 1)/2
     assert got == [(1, 0.5, 0.25), (2, 0.75, 1.0)]
+
+
+def test_bm25_allowed_ids_match_a_brute_force_filter() -> None:
+    rng = np.random.default_rng(7)
+    words = ["red", "blue", "mug", "shoe", "lamp", "desk", "wool", "steel"]
+    docs = [(int(pid), " ".join(rng.choice(words, 4))) for pid in rng.permutation(500)[:120]]
+    index = LexicalIndex(docs)
+    for _ in range(30):
+        query = " ".join(rng.choice(words, 2))
+        allowed = rng.choice(600, int(rng.integers(0, 200)), replace=False)  # some unknown ids
+        everything = index.search(query, k=len(docs))
+        expected = [h for h in everything if h.product_id in set(allowed.tolist())][:7]
+        assert index.search(query, k=7, allowed_ids=allowed) == expected
+        assert index.search(query, k=7, allowed_ids=list(allowed)) == expected
