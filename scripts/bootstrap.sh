@@ -44,7 +44,7 @@ if [ "$want" != "$have" ]; then
   if ! .venv/bin/python -c 'import torch, sys; sys.exit(0 if torch.__version__.startswith("2.13.0") else 1)' 2>/dev/null; then
     pip_quiet .venv/bin/python -m pip install -q --disable-pip-version-check "torch==2.13.0"
   fi
-  pip_quiet .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev]"
+  pip_quiet .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev,openvino]"
   echo "$want" > .venv/.tailor-installed
   say "  .venv ready in $(( $(date +%s) - start )) s."
 fi

@@ -42,19 +42,23 @@ class Settings:
     #: Texts per model call; 16 was fastest for every ONNX configuration on these cores
     #: (2026-11-25, 2,000 demo texts: fp32 64/s at 16 vs 52/s at 32, int8 100 vs 108,
     #: int8 with a 64-token cap 185 vs 67; texts are batched by token count, so batches pad
-    #: little). scripts/bench_embed.py; /work/notes/bench_embed.md has the table.
+    #: little). scripts/bench_embed.py; docs/benchmarks.md has the table.
     embedding_batch_size: int = 16
     #: "onnx" (ONNX Runtime fp32; the same vectors as torch, 2.2 ms per query), "onnx-int8"
     #: (quantised MatMul weights: 1.7-2.2x the ingestion rate, but only 0.934 top-10
     #: agreement with fp32 over 200 shopper queries, under the 0.95 target) or "torch"
-    #: (sentence-transformers), or "torch-bf16" (bfloat16 autocast on AMX/AVX-512 BF16 CPUs:
-    #: about 2x fp32 ingestion at 0.997 agreement, but torch's slower queries). fp32 ONNX
-    #: stays the default: no measured configuration reached both 400 products/s and 0.95
-    #: agreement (scripts/bench_embed.py; /work/notes/bench_embed.md).
+    #: (sentence-transformers), "torch-bf16" (bfloat16 autocast: about 2x fp32 ingestion
+    #: on CPUs with AMX, but half of fp32 per CPU-second on AVX-512 BF16 without AMX, and
+    #: slow queries), or "openvino-bf16" (the `openvino` extra: the catalog embedded by
+    #: OpenVINO in bfloat16, 1.9x fp32 per CPU-second at 0.996 agreement; queries stay on
+    #: ONNX fp32). fp32 ONNX stays the default: no measured configuration reached both 400
+    #: products/s and 0.95 agreement on these cores (scripts/bench_embed.py;
+    #: docs/benchmarks.md).
     embedding_backend: str = "onnx"
     #: "auto" (exact "flat" below 30,000 products, so the 10k demo catalog is exact; "ivf"
-    #: from there: top-10 in 0.9 ms unfiltered, 2.4-5.4 ms filtered at 1M vs 14-260 ms for
-    #: flat on these cores, scripts/bench_index.py), or "flat", "ivf", "hnsw" (slow builds).
+    #: from there, its lists partitioned by category: top-10 at 1M in 0.7 ms unfiltered,
+    #: 1.7-3.0 ms filtered vs 11-360 ms for flat on these cores, scripts/bench_index.py), or
+    #: "flat", "ivf", "hnsw" (slow builds).
     index_backend: str = "auto"
     index_dir: Path | None = None
     demo_products: int = 10_000

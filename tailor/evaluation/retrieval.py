@@ -380,7 +380,8 @@ def run_retrieval_eval(
         factory.kw["bind"].dispose()
 
     qids = list(dataset.queries)
-    vectors = embedder.encode([dataset.queries[q] for q in qids], progress=progress)
+    # as a shopper's query is embedded (a split backend embeds the catalog differently)
+    vectors = embedder.encode_queries([dataset.queries[q] for q in qids])
     dense_hits: dict[str, list[Hit]] = {}
     lex_hits: dict[str, list[Hit]] = {}
     for q, vec in zip(qids, vectors, strict=True):

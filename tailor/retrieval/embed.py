@@ -27,11 +27,19 @@ _CHUNK = 1024
 #: "torch" (sentence-transformers), "onnx" (ONNX Runtime, same vectors), "onnx-int8"
 #: (dynamically quantised weights: faster ingestion, slightly different vectors) or
 #: "torch-bf16" (torch under bfloat16 autocast: fast on CPUs with AMX / AVX-512 BF16, top-10
-#: agreement 0.997 with fp32; falls back to fp32 elsewhere).
-BACKENDS: tuple[str, ...] = ("torch", "onnx", "onnx-int8", "torch-bf16")
+#: agreement 0.997 with fp32; falls back to fp32 elsewhere) or "openvino-bf16" (catalog
+#: texts through OpenVINO in bfloat16 on AVX-512 BF16 / AMX CPUs, single queries through
+#: ONNX Runtime fp32; needs the optional ``openvino`` package, else "onnx" is used).
+BACKENDS: tuple[str, ...] = ("torch", "onnx", "onnx-int8", "torch-bf16", "openvino-bf16")
 
-#: Name suffix of backends whose vectors differ from fp32.
-_SUFFIX = {"onnx-int8": "-int8", "torch-bf16": "-bf16"}
+#: Name suffix of backends whose vectors differ from fp32. For a split backend the suffix
+#: names the catalog (bulk) vectors: they are what an index or embedding cache holds.
+_SUFFIX = {"onnx-int8": "-int8", "torch-bf16": "-bf16", "openvino-bf16": "-ovbf16"}
+
+#: Split backends: :meth:`Embedder.encode` (catalog texts, in bulk) runs on another engine
+#: than :meth:`Embedder.encode_one` / :meth:`Embedder.encode_queries` (ONNX Runtime fp32,
+#: the fastest for one text), so a query vector is the fp32 one whatever the catalog's.
+_SPLIT = frozenset({"openvino-bf16"})
 
 #: The smallest token cap accepted: ``[CLS]``, ``[SEP]`` and a few word pieces.
 MIN_TOKENS = 8
@@ -60,6 +68,12 @@ class Embedder:
             raise ValueError(f"max_tokens must be >= {MIN_TOKENS} (or None), got {max_tokens}")
         if backend not in BACKENDS:
             raise ValueError(f"Unknown embedding backend {backend!r}; valid: {list(BACKENDS)}")
+        if backend == "openvino-bf16":
+            from tailor.retrieval.onnx import openvino_available
+
+            if not openvino_available():
+                logger.warning("openvino is not installed (pip install .[openvino]); using onnx")
+                backend = "onnx"
         self.model_path = str(model_path)
         self.batch_size = int(batch_size)
         self.device = device
@@ -73,6 +87,8 @@ class Embedder:
         self._base_name = ""
         #: The ONNX file in use once an ONNX backend is loaded.
         self.onnx_file: Path | None = None
+        #: A split backend's catalog encoder (loaded on the first :meth:`encode`).
+        self._bulk: Any = None
         self._lock = threading.RLock()
 
     def __repr__(self) -> str:
@@ -89,7 +105,8 @@ class Embedder:
         ``model`` is prefixed with its parent's).
 
         Everything that changes a vector is in the name: the model files, the backend's
-        weights (``-int8``) and a token cap below the model's limit (``-t64``). Two embedders
+        weights or precision (``-int8``, ``-bf16``, ``-ovbf16``: the catalog vectors of a
+        split backend) and a token cap below the model's limit (``-t64``). Two embedders
         with the same name produce interchangeable vectors; a persisted index or embedding
         cache built with another name is not used.
         """
@@ -155,7 +172,7 @@ class Embedder:
     # ------------------------------------------------------------------ model
     def _load(self) -> Any:
         with self._lock:
-            if self._model is None and self.backend.startswith("onnx"):
+            if self._model is None and (self.backend.startswith("onnx") or self.backend in _SPLIT):
                 self._model = self._load_onnx()
             if self._model is None:
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -174,6 +191,23 @@ class Embedder:
                 self._dim = _model_dim(model)
             return self._model
 
+    def _load_bulk(self) -> Any:
+        """The encoder of :meth:`encode`: a split backend's own (OpenVINO), else the model."""
+        if self.backend not in _SPLIT:
+            return self._load()
+        with self._lock:
+            if self._bulk is None:
+                model = self._load()  # exports the ONNX file (and sets the dimension)
+                if self.backend not in _SPLIT:  # fell back (the model cannot run on ONNX)
+                    return model
+                from tailor.retrieval.onnx import OpenVinoEncoder
+
+                logger.info("embedding catalog texts with OpenVINO (bf16): %s", self.onnx_file)
+                self._bulk = OpenVinoEncoder(
+                    self.onnx_file or "", self.model_path, "bf16", max_tokens=self.max_tokens
+                )
+            return self._bulk
+
     def _load_onnx(self) -> Any:
         """The ONNX encoder, exporting the model first if needed; ``None`` (torch is used)
         when the model cannot be exported."""
@@ -182,6 +216,7 @@ class Embedder:
         if not supports_onnx(self.model_path):
             logger.warning("%s cannot run on ONNX; using torch", self.model_path)
             self.backend = "torch"
+            self._bulk = None
             self._name = None
             return None
         _ = self.name  # sets _base_name: the export depends on the model files only
@@ -197,16 +232,26 @@ class Embedder:
 
     # ------------------------------------------------------------------ encoding
     def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
-        """Embed ``texts``: float32, C-contiguous, L2-normalised, shape ``(len(texts), dim)``.
+        """Embed ``texts`` (catalog texts: a split backend's bulk engine): float32,
+        C-contiguous, L2-normalised, shape ``(len(texts), dim)``.
 
         ``progress`` shows a tqdm bar on stderr.
         """
         if isinstance(texts, str):
             raise TypeError("encode() takes a sequence of strings; use encode_one() for one text")
-        items = [str(t) for t in texts]
+        return self._encode([str(t) for t in texts], progress, bulk=True)
+
+    def encode_queries(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        """Embed shopper queries as :meth:`encode_one` does (ONNX Runtime fp32 for a split
+        backend; the same as :meth:`encode` otherwise)."""
+        if isinstance(texts, str):
+            raise TypeError("encode_queries() takes a sequence of strings")
+        return self._encode([str(t) for t in texts], progress, bulk=False)
+
+    def _encode(self, items: list[str], progress: bool, bulk: bool) -> np.ndarray:
         if not items:
             return np.zeros((0, self.dim), dtype=np.float32)
-        model = self._load()
+        model = self._load_bulk() if bulk else self._load()
         from tqdm.auto import tqdm
 
         out = np.empty((len(items), self.dim), dtype=np.float32)
@@ -250,8 +295,8 @@ class Embedder:
             )
 
     def encode_one(self, text: str) -> np.ndarray:
-        """Embed one text: shape ``(dim,)``."""
-        return self.encode([text])[0].copy()
+        """Embed one query text: shape ``(dim,)`` (ONNX Runtime fp32 for a split backend)."""
+        return self.encode_queries([text])[0].copy()
 
 
 @functools.cache

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["OnnxEncoder", "export_onnx", "supports_onnx"]
+__all__ = ["OnnxEncoder", "OpenVinoEncoder", "export_onnx", "openvino_available", "supports_onnx"]
 
 logger = logging.getLogger(__name__)
 
@@ -233,16 +233,105 @@ class OnnxEncoder:
 
     @staticmethod
     def _batch(session: Any, rows: list[list[int]]) -> np.ndarray:
-        width = max(len(r) for r in rows)
-        ids = np.zeros((len(rows), width), dtype=np.int64)
-        mask = np.zeros((len(rows), width), dtype=np.int64)
-        for i, r in enumerate(rows):
-            ids[i, : len(r)] = r
-            mask[i, : len(r)] = 1
-        hidden = session.run(
-            None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-        )[0]
-        weights = mask[..., None].astype(np.float32)
-        pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
-        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-        return (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
+        feed = _pad(rows)
+        return _pool(session.run(None, feed)[0], feed["attention_mask"])
+
+
+def _pad(rows: list[list[int]]) -> dict[str, np.ndarray]:
+    """The model's inputs for ``rows`` of word-piece ids, padded to the longest."""
+    width = max(len(r) for r in rows)
+    ids = np.zeros((len(rows), width), dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = r
+        mask[i, : len(r)] = 1
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+
+
+def _pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Mean over the unpadded tokens, L2-normalised, float32."""
+    weights = mask[..., None].astype(np.float32)
+    pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+    norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+    return (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def openvino_available() -> bool:
+    """Whether the optional ``openvino`` package is installed (``pip install .[openvino]``)."""
+    import importlib.util
+
+    return importlib.util.find_spec("openvino") is not None
+
+
+class OpenVinoEncoder:
+    """The exported ONNX model compiled by OpenVINO for the CPU, for bulk (catalog) encoding:
+    with ``precision="bf16"`` the matrix products run in bfloat16 on CPUs with AVX-512 BF16 or
+    AMX (fp32 elsewhere: OpenVINO ignores the hint). Same tokenisation, token-count batching
+    and pooling as :class:`OnnxEncoder`.
+
+    Batches run as asynchronous requests over ``streams`` single-threaded CPU streams
+    (independent batches in parallel, as :class:`OnnxEncoder` does with its sessions).
+    Measured on 2 Zen 4 cores (scripts/bench_embed.py): 1.8x the products per CPU-second of
+    ONNX Runtime fp32 at 0.995 top-10 agreement; 1 stream x 2 threads was slower.
+    """
+
+    def __init__(
+        self,
+        onnx_file: str | Path,
+        model_path: str | Path,
+        precision: str = "bf16",
+        streams: int = 0,
+        max_tokens: int | None = None,
+    ) -> None:
+        import openvino as ov
+        from tokenizers import Tokenizer
+
+        self.precision = precision
+        self.streams = max(1, int(streams)) if streams else (os.cpu_count() or 1)
+        core = ov.Core()
+        self._compiled = core.compile_model(
+            str(onnx_file),
+            "CPU",
+            {
+                "INFERENCE_PRECISION_HINT": precision,
+                "PERFORMANCE_HINT": "THROUGHPUT",
+                "NUM_STREAMS": self.streams,
+                "INFERENCE_NUM_THREADS": self.streams,
+            },
+        )
+        self._queue = ov.AsyncInferQueue(self._compiled, self.streams)
+        limit = _max_length(Path(model_path))
+        self.max_tokens = min(limit, max_tokens) if max_tokens else limit
+        self._tokenizer = Tokenizer.from_file(str(Path(model_path) / "tokenizer.json"))
+        self._tokenizer.no_padding()
+        self._tokenizer.enable_truncation(self.max_tokens)
+        #: One encode at a time: the request queue and its callback are shared.
+        self._lock = threading.Lock()
+
+    def encode(self, texts: Sequence[str], batch_size: int = 16) -> np.ndarray:
+        """Vectors for ``texts`` in order (texts sorted by token count into batches)."""
+        n = len(texts)
+        if n == 0:
+            return np.zeros((0, 0), dtype=np.float32)
+        with self._lock:
+            ids_of = [e.ids for e in self._tokenizer.encode_batch(list(texts))]
+            order = sorted(range(n), key=lambda i: len(ids_of[i]))
+            batches = [order[s : s + batch_size] for s in range(0, n, batch_size)]
+            masks: dict[int, np.ndarray] = {}
+            results: dict[int, np.ndarray] = {}
+
+            def done(request: Any, j: int) -> None:
+                # copied out: the request's output buffer is reused by its next batch
+                results[j] = _pool(np.array(request.get_output_tensor(0).data), masks.pop(j))
+
+            self._queue.set_callback(done)
+            for j, idx in enumerate(batches):
+                feed = _pad([ids_of[i] for i in idx])
+                masks[j] = feed["attention_mask"]
+                self._queue.start_async(feed, j)
+            self._queue.wait_all()
+            dim = results[0].shape[1]
+            out = np.empty((n, dim), dtype=np.float32)
+            for j, idx in enumerate(batches):
+                out[idx] = results[j]
+            return out

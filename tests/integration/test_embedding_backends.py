@@ -89,8 +89,47 @@ def test_the_configured_backend_agrees_with_fp32(
     )
     queries = [t.split(".")[0] for t in texts[::10]]
     ref = (embedder.encode(texts), embedder.encode(queries))
-    got = (chosen.encode(texts), chosen.encode(queries))
+    # queries as a shopper's are embedded (a split backend: ONNX Runtime fp32)
+    got = (chosen.encode(texts), chosen.encode_queries(queries))
     assert top_k_agreement(*ref, *got) >= 0.95
+
+
+def test_openvino_bf16_catalog_vectors_match_fp32(
+    embedder: Any, texts: list[str], onnx_dir: Path
+) -> None:
+    pytest.importorskip("openvino")
+    from tailor.retrieval.onnx import OpenVinoEncoder
+
+    split = Embedder(default_embedding_model(), backend="openvino-bf16", cache_dir=onnx_dir)
+    assert split.backend == "openvino-bf16"
+    assert split.name.endswith("-ovbf16") and split.name != embedder.name
+    ref = embedder.encode(texts)
+    got = split.encode(texts)
+    assert isinstance(split._bulk, OpenVinoEncoder)
+    assert got.shape == ref.shape and got.dtype == np.float32 and got.flags.c_contiguous
+    assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    cosine = (got * ref).sum(axis=1)
+    assert cosine.min() >= 0.99  # bf16: about 0.9999 on these texts
+    # order is kept although batches are formed by length and run out of order
+    assert np.abs(split.encode([texts[7], texts[3]]) - got[[7, 3]]).max() < 1e-4
+    # a single query is the ONNX Runtime fp32 vector (the fast path), not the bf16 one
+    queries = [t.split(".")[0] for t in texts[::10]]
+    fp32_queries = embedder.encode(queries)
+    assert np.abs(split.encode_one(queries[0]) - fp32_queries[0]).max() < 1e-4
+    assert np.abs(split.encode_queries(queries) - fp32_queries).max() < 1e-4
+    # measured on 2,000 demo products and 200 shopper queries (scripts/bench_embed.py)
+    assert top_k_agreement(ref, fp32_queries, got, split.encode_queries(queries)) >= 0.95
+
+
+def test_without_openvino_the_split_backend_is_plain_onnx(
+    monkeypatch: pytest.MonkeyPatch, onnx_dir: Path
+) -> None:
+    import tailor.retrieval.onnx as onnx_module
+
+    monkeypatch.setattr(onnx_module, "openvino_available", lambda: False)
+    emb = Embedder(default_embedding_model(), backend="openvino-bf16", cache_dir=onnx_dir)
+    assert emb.backend == "onnx"
+    assert emb.name == Embedder(default_embedding_model(), backend="onnx").name
 
 
 def test_the_token_cap_is_honoured(texts: list[str], onnx_dir: Path) -> None:
@@ -137,3 +176,23 @@ def test_rebuilding_the_index_reuses_cached_embeddings(tmp_path: Path, embedder:
     assert [h.product_id for h in first.search(probe, 5)] == [
         h.product_id for h in second.search(probe, 5)
     ]
+
+
+def test_the_cache_keeps_bulk_backends_apart(tmp_path: Path, onnx_dir: Path) -> None:
+    pytest.importorskip("openvino")
+    from tailor.demo import load_demo
+
+    factory = make_session_factory(f"sqlite:///{tmp_path / 'k.db'}")
+    load_demo(factory, 60, 5, 2, progress=False)
+    model = default_embedding_model()
+    fp32 = Embedder(model, backend="onnx", cache_dir=onnx_dir)
+    first = ProductSearch.open(tmp_path / "index", factory, fp32)
+    assert first.last_open_report == "built 60" and first.cache_hits == 0
+    # bf16 catalog vectors: the fp32 index and cached vectors are not reused, nor mixed
+    split = Embedder(model, backend="openvino-bf16", cache_dir=onnx_dir)
+    second = ProductSearch.open(tmp_path / "index", factory, split)
+    assert second.last_open_report == "built 60" and second.cache_hits == 0
+    third = ProductSearch.open(tmp_path / "index", factory, split)
+    assert third.last_open_report == "loaded"  # the index is now the bf16 one
+    assert (tmp_path / "embeddings" / split.name).is_dir()
+    assert (tmp_path / "embeddings" / fp32.name).is_dir()

@@ -22,6 +22,12 @@ def test_everything_that_changes_a_vector_changes_the_name() -> None:
     bf16 = Embedder(model, backend="torch-bf16")
     names = {plain.name, int8.name, capped.name, both.name}
     assert len(names) == 4
+    # a split backend is named after its catalog (bulk) vectors; never after fp32's
+    openvino = Embedder(model, backend="openvino-bf16")
+    if openvino.backend == "openvino-bf16":  # else openvino is not installed: plain onnx
+        assert openvino.name.endswith("-ovbf16")
+        assert openvino.name not in {*names, bf16.name}
+        assert not openvino.loaded
     assert bf16.name.endswith("-bf16") or bf16.name == plain.name  # fp32 without bf16 support
     assert capped.name.endswith("-t64") and both.name.endswith("-int8-t64")
     # a cap at or above the model's own limit (256 word pieces) reads the same tokens
@@ -36,6 +42,9 @@ def test_the_configured_backend_keys_the_cache() -> None:
     default = embedder_for(Settings.load(env={}))
     int8 = embedder_for(Settings.load(env={"TAILOR_EMBEDDING_BACKEND": "onnx-int8"}))
     assert default.name != int8.name  # the cache folder is embeddings/<name>/
+    split = embedder_for(Settings.load(env={"TAILOR_EMBEDDING_BACKEND": "openvino-bf16"}))
+    if split.backend == "openvino-bf16":
+        assert split.name not in {default.name, int8.name}
     assert default.backend == Settings().embedding_backend
 
 
