@@ -11,7 +11,11 @@ IVF/HNSW). Each product gets a category (50, ~2 % each, 90 % of a cluster shares
 (10 per category, ~0.2 % each) and a log-normal price. Queries are perturbed data points; the
 filters are those a shopper sets: none, the query product's category, a price range (~30 %),
 its brand, category + price, and a random category (uncorrelated with the query: the hard
-case for ANN).
+case for ANN). ``ivf`` is built as ProductSearch builds it at scale: partitioned by the
+category facet (``facet="category"``, the category codes passed to ``add``);
+``--unpartitioned`` adds ``ivf-plain``, the same index without the partition, and
+``ivf-plain-e1`` (it with ``selectivity_exponent=1``: lists widened by 1 / selectivity, the
+plan before the partition).
 
 For each size x index x filter: build time, memory (RSS growth during the build and the
 saved files), top-10 query latency p50/p95 single-threaded (``faiss.omp_set_num_threads(1)``,
@@ -187,15 +191,25 @@ def bench_size(args: argparse.Namespace, n: int) -> list[Row]:
         f: [None if m is None else np.sort(cat.ids[m]) for m in masks[f]] for f in FILTERS
     }
 
-    kinds = ["flat", "ivf"] + (["hnsw"] if n <= args.hnsw_max else [])
+    # name -> (backend, options); "ivf" is partitioned by category as the engine builds it.
+    builds: dict[str, tuple[str, dict[str, object]]] = {
+        "flat": ("flat", {}),
+        "ivf": ("ivf", {"facet": "category"}),
+    }
+    if args.unpartitioned:
+        builds["ivf-plain"] = ("ivf", {"facet": None})
+    if n <= args.hnsw_max:
+        builds["hnsw"] = ("hnsw", {})
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="bench_index_") as tmp:
-        for kind in kinds:
+        for kind, (backend, options) in builds.items():
             faiss.omp_set_num_threads(2)
             _log(f"N={n:,}: building {kind}")
             rss0, t0 = _rss_bytes(), time.perf_counter()
-            index = create_index(kind, args.dim)
-            index.add(cat.ids, cat.vectors)
+            index = create_index(backend, args.dim, **options)
+            # The facet codes, as ProductSearch passes its metadata column (ignored unless
+            # the index is partitioned).
+            index.add(cat.ids, cat.vectors, facets=cat.category)
             build = time.perf_counter() - t0
             rss = (_rss_bytes() - rss0) / 2**20
             index.save(Path(tmp) / kind)
@@ -203,7 +217,14 @@ def bench_size(args: argparse.Namespace, n: int) -> list[Row]:
             _log(f"N={n:,}: {kind} built in {build:.1f} s, +{rss:.0f} MB RSS, {disk:.0f} MB saved")
             faiss.omp_set_num_threads(1)
             variants: list[tuple[str, Callable[[VectorIndex], None]]] = [(kind, lambda ix: None)]
-            if isinstance(index, IVFIndex):
+            if isinstance(index, IVFIndex) and kind == "ivf-plain":
+
+                def linear(ix: VectorIndex) -> None:
+                    assert isinstance(ix, IVFIndex)
+                    ix.selectivity_exponent = 1.0
+
+                variants.append(("ivf-plain-e1", linear))
+            if isinstance(index, IVFIndex) and kind == "ivf":
                 default_threshold = index.exact_threshold
 
                 def lists_only(ix: VectorIndex) -> None:
@@ -255,7 +276,7 @@ def bench_size(args: argparse.Namespace, n: int) -> list[Row]:
                         f"  {name:10s} {flt:16s} p50 {r.p50:8.2f} ms  recall {r.recall:.3f}"
                         f"  {r.note}"
                     )
-            if isinstance(index, IVFIndex):
+            if isinstance(index, IVFIndex) and kind == "ivf":
                 index.exact_threshold, index.nprobe = default_threshold, default_nprobe
             del index
     return rows
@@ -352,6 +373,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--flat-queries", type=int, default=20, help="queries for flat (slow)")
     parser.add_argument("--hnsw-max", type=int, default=200_000, help="largest N to build HNSW")
     parser.add_argument("--distribution", choices=["clustered", "uniform"], default="clustered")
+    parser.add_argument(
+        "--unpartitioned",
+        action="store_true",
+        help="also build an IVF without the category partition (ivf-plain) for comparison",
+    )
     parser.add_argument("-k", type=int, default=10)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)

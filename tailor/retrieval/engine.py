@@ -366,8 +366,11 @@ class ProductSearch:
             kind = resolve_index_kind(self.backend, len(items))
             index = create_index(kind, self.embedder.dim, **self.index_options)
             ids = np.array([it.id for it in items], dtype=np.int64)
-            index.add(ids, vectors)
             meta = MetadataTable.from_products(items)
+            # an IVF index keeps each list's products grouped by category (its facet), so a
+            # category filter scans only those: it takes the metadata's codes of that column
+            facet = index.facet
+            index.add(ids, vectors, facets=meta.codes(facet, ids) if facet else None)
             with self._lock:
                 self._index = index
                 self._meta = meta
@@ -425,9 +428,11 @@ class ProductSearch:
         added = sum(1 for it in items if it.id not in self._content)
         remove_ids = np.array(sorted({int(i) for i in remove} - set(latest)), dtype=np.int64)
         with self._lock:
+            self._meta.upsert(items)  # first: it assigns the facet codes the index takes
             if to_embed:
-                index.upsert(np.array([it.id for it in to_embed], dtype=np.int64), vectors)
-            self._meta.upsert(items)
+                up = np.array([it.id for it in to_embed], dtype=np.int64)
+                facet = index.facet
+                index.upsert(up, vectors, facets=self._meta.codes(facet, up) if facet else None)
             for it in items:
                 self._content[it.id] = it.content_hash
                 self._texts[it.id] = it.text_hash

@@ -343,6 +343,30 @@ class MetadataTable:
         """Sorted ids (int64) of the products matching ``flt``."""
         return np.sort(self.ids[self.mask(flt)])
 
+    def codes(self, column: str, ids: Iterable[int] | np.ndarray) -> np.ndarray:
+        """Codes (``int64``) of a categorical ``column`` ("category", "brand", "colour" or
+        "material") for ``ids``, ``-1`` for no value or an id not in the table: the ``facets``
+        a vector index partitioned by that column takes (see ``IVFIndex``)."""
+        if column not in self._vocab:
+            raise ValueError(
+                f"not a categorical column: {column!r}; use one of {list(self._vocab)}"
+            )
+        want = np.asarray(ids if isinstance(ids, np.ndarray) else list(ids), dtype=np.int64)
+        out = np.full(want.shape, -1, dtype=np.int64)
+        if want.size == 0 or len(self) == 0:
+            return out
+        column_codes = getattr(self, column)
+        if want.size * 64 < len(self):  # a sync's few products: one pass, no sort
+            rows = np.flatnonzero(np.isin(self.ids, want))
+            code_of = dict(zip(self.ids[rows].tolist(), column_codes[rows].tolist(), strict=True))
+            return np.array([code_of.get(i, -1) for i in want.tolist()], dtype=np.int64)
+        order = np.argsort(self.ids, kind="stable")
+        pos = np.minimum(np.searchsorted(self.ids, want, sorter=order), order.size - 1)
+        rows = order[pos]
+        found = self.ids[rows] == want
+        out[found] = column_codes[rows[found]]
+        return out
+
     def count(self, flt: Filter | None) -> int:
         """Number of products matching ``flt``."""
         return int(self.mask(flt).sum())

@@ -162,8 +162,10 @@ def test_ivf_plan_and_nprobe_widening() -> None:
     assert index.trained and index.nlist == 64
     assert index.plan(4000) == "ivf" and index.nprobe_for(4000) == 8
     assert index.plan(100) == "exact" and index.plan(101) == "ivf"
-    assert index.nprobe_for(2000) == 16  # nprobe / selectivity
+    assert index.nprobe_for(1000) == 16  # nprobe / selectivity ** 0.5 (the default)
     assert index.nprobe_for(101) == 40  # capped at max_nprobe
+    index.selectivity_exponent = 1.0
+    assert index.nprobe_for(2000) == 16  # nprobe / selectivity
     index.max_nprobe = 10_000
     assert index.nprobe_for(101) == 64  # and at nlist
 

@@ -113,7 +113,7 @@ def test_open_build_load_sync_rebuild(tmp_path: Path, factory: sessionmaker[Sess
         ProductSearch.open(d, factory, emb, backend="annoy")  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("backend", ["flat", "hnsw"])
+@pytest.mark.parametrize("backend", ["flat", "hnsw", "ivf"])
 def test_search_guarantees(tmp_path: Path, factory: sessionmaker[Session], backend: str) -> None:
     search = ProductSearch.open(tmp_path / "i", factory, FakeEmbedder(), backend=backend)  # type: ignore[arg-type]
     with factory() as s:
