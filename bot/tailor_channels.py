@@ -32,6 +32,7 @@ see ``docs/channels.md``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import importlib.util
@@ -42,7 +43,9 @@ import os
 import sys
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from functools import cache
 from http import HTTPStatus
 from pathlib import Path
@@ -101,6 +104,128 @@ def metadata_from_body(body: Any) -> dict[str, Any] | None:
     return clean_metadata(body.get("metadata")) if isinstance(body, dict) else None
 
 
+# --- Failed turns -----------------------------------------------------------------------------
+#
+# Rasa 3.6 waits up to ``DEFAULT_REQUEST_TIMEOUT`` (5 minutes) for each custom action call and,
+# when the call fails (action server down, slow, answering 500), logs the error, drops the
+# action's events and carries on: the turn is saved complete (user message, the action with no
+# events, ``action_listen``) but the shopper gets no answer — the REST webhook says ``200 []``.
+# Every input channel below hands its messages to Rasa through :func:`guard_turns`, which
+#
+# - bounds each action call to ``TAILOR_ACTION_TIMEOUT`` seconds (default 10; the web app waits
+#   30 s for Rasa), by lowering the timeout Rasa's ``RemoteAction.run`` reads at call time;
+# - notes, for the message being handled, which custom actions failed (a context variable set
+#   per message; ``ActionExecutionRejection`` is Rasa's normal flow, not a failure);
+# - when an action failed or handling the message raised, and the shopper got no message in this
+#   turn, sends :data:`FALLBACK_TEXT` on the message's own output channel.
+#
+# The tracker is left as Rasa saved it: the failed turn is complete, so the next message, once
+# the action server is back, is handled normally. The apology is not stored as a bot event (it
+# is not a dialogue step). In the normal path the guard costs a context-variable set/reset and a
+# counter per message.
+
+#: Sent when the bot could not answer a message (an action failed or timed out).
+FALLBACK_TEXT = (
+    "Sorry, I'm having trouble finding products right now — please try again in a moment."
+)
+#: Seconds Rasa waits for one custom action call.
+ACTION_TIMEOUT_ENV = "TAILOR_ACTION_TIMEOUT"
+DEFAULT_ACTION_TIMEOUT = 10.0
+
+
+@dataclass
+class _Turn:
+    """What happened while one message was handled."""
+
+    failed: list[str] = field(default_factory=list)
+    replies: int = 0
+
+
+#: The message being handled in this task (``None`` outside :func:`guard_turns`).
+_turn: ContextVar[_Turn | None] = ContextVar("tailor_turn", default=None)
+
+
+def action_timeout(env: Mapping[str, str] = os.environ) -> float:
+    """Seconds to wait for one custom action call, from ``TAILOR_ACTION_TIMEOUT``."""
+    raw = env.get(ACTION_TIMEOUT_ENV, "").strip()
+    if not raw:
+        return DEFAULT_ACTION_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not 0 < value <= 3600:
+        raise ValueError(
+            f"{ACTION_TIMEOUT_ENV} must be a number of seconds in (0, 3600], got {raw!r}"
+        )
+    return value
+
+
+def install_action_guard(timeout: float) -> None:
+    """Bound Rasa's custom action calls to ``timeout`` seconds, record their failures and
+    count the bot's messages per handled message (idempotent; see the section comment)."""
+    import rasa.core.actions.action as rasa_action
+
+    rasa_action.DEFAULT_REQUEST_TIMEOUT = timeout  # type: ignore[attr-defined]
+    remote = rasa_action.RemoteAction
+    if getattr(remote.run, "_tailor_guard", False):
+        return
+    run_action = remote.run
+    send_response = OutputChannel.send_response
+
+    @functools.wraps(run_action)
+    async def run(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await run_action(self, *args, **kwargs)
+        except rasa_action.ActionExecutionRejection:
+            raise  # the action declined to run: Rasa predicts another one
+        except Exception:
+            turn = _turn.get()
+            if turn is not None:
+                turn.failed.append(self.name())
+            raise
+
+    @functools.wraps(send_response)
+    async def counted(self: Any, recipient_id: str, message: dict[str, Any]) -> None:
+        turn = _turn.get()
+        if turn is not None:
+            turn.replies += 1
+        await send_response(self, recipient_id, message)
+
+    run._tailor_guard = True  # type: ignore[attr-defined]
+    remote.run = run  # type: ignore[method-assign]
+    # Rasa sends every bot message of a turn through OutputChannel.send_response.
+    OutputChannel.send_response = counted  # type: ignore[method-assign]
+
+
+def guard_turns(
+    on_new_message: Callable[[UserMessage], Awaitable[Any]],
+) -> Callable[[UserMessage], Awaitable[Any]]:
+    """``on_new_message`` that answers :data:`FALLBACK_TEXT` when the bot could not answer
+    (see the section comment). Installs the action guard on first use by a channel."""
+    install_action_guard(action_timeout())
+
+    async def handle(message: UserMessage) -> Any:
+        turn = _Turn()
+        token = _turn.set(turn)
+        try:
+            return await on_new_message(message)
+        except Exception:
+            turn.failed.append("handling the message")
+            raise
+        finally:
+            _turn.reset(token)
+            if turn.failed and not turn.replies:
+                logger.warning(
+                    "No answer to %s (%s failed): sending the fallback message",
+                    message.sender_id,
+                    ", ".join(turn.failed),
+                )
+                await message.output_channel.send_text_message(message.sender_id, FALLBACK_TEXT)
+
+    return handle
+
+
 class TailorRestInput(RestInput):
     """The REST webhook, with metadata as a bounded object and the channel label pinned."""
 
@@ -116,6 +241,10 @@ class TailorRestInput(RestInput):
     def _extract_input_channel(self, req: Request) -> str:
         """Always ``rest``: a caller must not choose the channel its message is recorded under."""
         return self.name()
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        """Rasa's REST webhook, answering politely when the bot could not (:func:`guard_turns`)."""
+        return super().blueprint(guard_turns(on_new_message))
 
 
 class TailorSocketIOOutput(SocketIOOutput):
@@ -151,6 +280,7 @@ class TailorSocketIOInput(SocketIOInput):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         """Rasa's blueprint with the session and message handlers replaced."""
+        on_new_message = guard_turns(on_new_message)
         webhook = super().blueprint(on_new_message)
         sio = self.sio
         if sio is None:  # pragma: no cover - set by the parent's blueprint()
@@ -386,6 +516,7 @@ class TailorTelegramInput(TelegramInput):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         """``GET /`` (health) and ``POST /webhook`` (updates with the right secret token)."""
+        on_new_message = guard_turns(on_new_message)
         self._register_at_start()
         telegram_webhook = Blueprint("telegram_webhook", __name__)
         out_channel: list[TailorTelegramOutput] = []  # made in the server's loop, then reused
@@ -495,6 +626,11 @@ class TailorSlackInput(SlackInput):
             self.slack_token, channel or self.slack_channel, thread_id, self.proxy, self.api_url
         )
 
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        """Rasa's Slack webhook, answering politely when the bot could not
+        (:func:`guard_turns`)."""
+        return super().blueprint(guard_turns(on_new_message))
+
 
 # Facebook Messenger --------------------------------------------------------------------------
 
@@ -588,6 +724,7 @@ class TailorFacebookInput(FacebookInput):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         """Rasa's routes: health, the verify-token handshake, and signed message POSTs."""
+        on_new_message = guard_turns(on_new_message)
         fb_webhook = Blueprint("fb_webhook", __name__)
 
         @fb_webhook.route("/", methods=["GET"])
@@ -757,6 +894,7 @@ class TailorTwilioInput(TwilioInput):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         """``GET /`` (health) and ``POST /webhook`` (signed messages)."""
+        on_new_message = guard_turns(on_new_message)
         twilio_webhook = Blueprint("twilio_webhook", __name__)
 
         @twilio_webhook.route("/", methods=["GET"])

@@ -10,8 +10,10 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 import webbrowser
@@ -268,7 +270,15 @@ def build_index(settings: Settings, rebuild: bool = False) -> str:
     if rebuild and index_dir.exists():
         shutil.rmtree(index_dir)
     t0 = time.monotonic()
-    search = ProductSearch.open_configured(settings, factory, progress=True)
+    try:
+        # A missing, partial or corrupt index is rebuilt by open(); this is when even that fails.
+        search = ProductSearch.open_configured(settings, factory, progress=True)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise CliError(
+            f"The index at {index_dir} is missing or corrupt and could not be rebuilt "
+            f"({type(exc).__name__}: {exc}). Fix the cause (disk space, permissions, the "
+            "catalog), then run `tailor index --rebuild`."
+        ) from exc
     report = str(search.last_open_report)
     echo(f"Index: {report} ({len(search)} products, {time.monotonic() - t0:.1f} s).")
     return report
@@ -319,11 +329,30 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def stop_on_sigterm() -> None:
+    """Make SIGTERM and SIGHUP stop this process the way Ctrl-C does, so ``tailor run``'s
+    cleanup stops its services (a service manager, ``kill`` or a closed terminal would
+    otherwise leave them running). Later signals are ignored so the cleanup can finish."""
+    if threading.current_thread() is not threading.main_thread():
+        return  # signal handlers can only be set in the main thread
+
+    def interrupt(signum: int, _frame: object) -> None:
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
+        echo(f"Received {signal.Signals(signum).name}.")
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, interrupt)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    """Build what is missing, start the action server, Rasa and the web page; Ctrl-C stops."""
+    """Build what is missing, start the action server, Rasa and the web page; Ctrl-C (or
+    SIGTERM) stops them."""
     from tailor.runtime import processes as P
     from tailor.runtime.secrets import ensure_customer_token_secret
 
+    stop_on_sigterm()
     try:
         settings = _settings(args)
         if getattr(args, "profile", None):
@@ -710,6 +739,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from tailor.bench.harness import report, run_bench
     from tailor.runtime.secrets import ensure_customer_token_secret
 
+    if args.what == "soak":
+        return _bench_soak(args)
     if any(c < 1 for c in args.concurrency):
         raise CliError(f"--concurrency values must be >= 1, got {args.concurrency}")
     settings = ensure_customer_token_secret(_settings(args))
@@ -731,6 +762,34 @@ def cmd_bench(args: argparse.Namespace) -> int:
         echo(line)
     echo(f"Wrote {path} in {result.seconds / 60:.1f} min.")
     return 0
+
+
+def _bench_soak(args: argparse.Namespace) -> int:
+    """``tailor bench soak``: concurrent conversations through the whole stack for a bounded
+    time; errors, persisted events and memory over time go to docs/reliability.md."""
+    from tailor.bench.harness import _machine
+    from tailor.bench.soak import report_lines, run_soak, write_report
+    from tailor.runtime import processes as P
+    from tailor.runtime.secrets import ensure_customer_token_secret
+
+    if args.minutes <= 0 or args.minutes > 24 * 60:
+        raise CliError(f"--minutes must be within (0, 1440], got {args.minutes}")
+    if args.shoppers < 1:
+        raise CliError(f"--shoppers must be >= 1, got {args.shoppers}")
+    settings = ensure_customer_token_secret(_settings(args))
+    model = _prepared_bot(settings)
+    stop_on_sigterm()
+    try:
+        result = run_soak(settings, model, args.minutes, args.shoppers, echo=echo)
+    except P.ServiceError as exc:
+        raise CliError(str(exc)) from exc
+    command = "tailor bench " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "tailor bench"
+    out = Path(args.out) if args.out else PROJECT_ROOT / "docs" / "reliability.md"
+    path = write_report(out, report_lines(result, command.strip(), _machine()))
+    for line in result.verdicts():
+        echo(line)
+    echo(f"Wrote {path}.")
+    return 0 if result.errors == 0 and result.sent else 1
 
 
 def _eval_retrieval(args: argparse.Namespace) -> int:
@@ -856,7 +915,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--out", help="retrieval: also write the table here; all: the report (docs/quality.md)"
     )
-    p = add("bench", cmd_bench, "turn latency of the full bot against a no-op floor")
+    p = add(
+        "bench",
+        cmd_bench,
+        "turn latency of the full bot against a no-op floor; `bench soak`: a bounded soak",
+    )
+    p.add_argument(
+        "what",
+        nargs="?",
+        choices=["turns", "soak"],
+        default="turns",
+        help="turns (default): latency against the floor; soak: errors, persisted events and "
+        "memory over a long run (docs/reliability.md)",
+    )
+    p.add_argument("--minutes", type=float, default=10.0, help="soak: how long (default 10)")
+    p.add_argument("--shoppers", type=int, default=8, help="soak: concurrent shoppers (default 8)")
     p.add_argument(
         "--concurrency", type=int, nargs="+", default=[1, 8, 32], help="concurrent shoppers"
     )
@@ -865,7 +938,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--long", type=int, default=50, help="turns of the long conversations (0: skip)")
     p.add_argument("--profile", action="store_true", help="also profile by stage with py-spy")
-    p.add_argument("--out", help="report folder (default docs/bench)")
+    p.add_argument(
+        "--out", help="report folder (default docs/bench); soak: file (docs/reliability.md)"
+    )
     return parser
 
 

@@ -105,10 +105,24 @@ class Service:
         """True while the process runs."""
         return self.proc is not None and self.proc.poll() is None
 
+    def pause(self) -> None:
+        """Freeze the process group (SIGSTOP): it keeps its port but answers nothing, like a
+        hung or overloaded service."""
+        if self.alive():
+            assert self.proc is not None
+            os.killpg(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Let a paused process group run again (SIGCONT)."""
+        if self.alive():
+            assert self.proc is not None
+            os.killpg(self.proc.pid, signal.SIGCONT)
+
     def stop(self, grace: float = 8.0) -> None:
         """SIGTERM the process group, then SIGKILL after ``grace`` seconds."""
         if self.proc is not None and self.proc.poll() is None:
             try:
+                os.killpg(self.proc.pid, signal.SIGCONT)  # a paused process cannot exit
                 os.killpg(self.proc.pid, signal.SIGTERM)
                 self.proc.wait(timeout=grace)
             except (ProcessLookupError, subprocess.TimeoutExpired):
