@@ -12,6 +12,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from rasa_sdk import Action, Tracker
@@ -69,6 +70,20 @@ def _default_observer(recommender: Recommender) -> Observer:
     return _observer
 
 
+_model_threads: ThreadPoolExecutor | None = None
+
+
+def _model_pool() -> ThreadPoolExecutor:
+    """One thread for the sentiment model: its calls are pure CPU (one ONNX Runtime thread
+    each), so with many conversations at once, running them side by side on two cores that
+    Rasa also needs only makes every turn wait longer; the worker threads the actions use for
+    the database and search stay free for them."""
+    global _model_threads
+    if _model_threads is None:
+        _model_threads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tailor-model")
+    return _model_threads
+
+
 class Observing:
     """The observation of one user message, run alongside an action's own work.
 
@@ -86,8 +101,9 @@ class Observing:
         self.admitted: asyncio.Task[Observation] = asyncio.create_task(
             asyncio.to_thread(observer.admit, tracker.sender_id, text, channel, metadata)
         )
-        self.sentiment: asyncio.Task[MessageSentiment | None] = asyncio.create_task(
-            asyncio.to_thread(observer.safe_score, text)
+        loop = asyncio.get_running_loop()
+        self.sentiment: asyncio.Future[MessageSentiment | None] = loop.run_in_executor(
+            _model_pool(), observer.safe_score, text
         )
 
         async def record() -> Observation:

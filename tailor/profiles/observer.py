@@ -36,6 +36,7 @@ from tailor.store.profiles import (
     link_sender,
     profile_for,
 )
+from tailor.store.retry import with_retry
 from tailor.store.segments import set_segments
 
 log = logging.getLogger(__name__)
@@ -223,7 +224,8 @@ class Observer:
         for key in ("device", "local_hour", "tz"):
             if metadata and key in metadata:
                 payload[key] = metadata[key]
-        try:
+
+        def write() -> None:
             with self.session_factory.begin() as session:
                 record_events(
                     session,
@@ -234,6 +236,9 @@ class Observer:
                     customer_id=cid,
                     value=sentiment.score if sentiment is not None else None,
                 )
+
+        try:
+            with_retry(write, "storing a message")
         except SQLAlchemyError:
             log.exception("could not store a message from %s", ident.sender_id)
         return dataclasses.replace(admitted, sentiment=sentiment)

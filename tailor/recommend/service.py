@@ -42,6 +42,7 @@ from tailor.store import make_session_factory
 from tailor.store.catalog import get_products
 from tailor.store.events import record_events
 from tailor.store.models import Product
+from tailor.store.retry import with_retry
 
 log = logging.getLogger(__name__)
 
@@ -457,11 +458,15 @@ class Recommender:
     ) -> None:
         """Log an event (shown, details, compare, feedback, message); failures are logged,
         not raised. ``customer_id`` only from a verified identity."""
-        try:
+
+        def write() -> None:
             with self.session_factory.begin() as session:
                 record_events(
                     session, kind, sender_id, list(product_ids), payload, customer_id, value
                 )
+
+        try:
+            with_retry(write, f"recording a {kind} event")
         except SQLAlchemyError:  # the reply matters more than the log line
             log.exception("could not record %s event for %s", kind, sender_id)
 
