@@ -626,6 +626,58 @@ def cmd_sentiment(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_privacy(args: argparse.Namespace) -> int:
+    """Privacy requests and retention.
+
+    `retention`: delete events, conversations (Rasa's tracker store) and their analytics
+    copies older than --days (default TAILOR_EVENT_RETENTION_DAYS, 730) and de-identify the
+    events of shoppers who turned personalisation off; --dry-run only counts.
+    `export` / `forget`: a request the store received and verified itself (e.g. by e-mail),
+    for --customer EXTERNAL_ID (all their conversations) or --sender CONVERSATION_ID.
+    """
+    from tailor.privacy import (
+        ConversationOwned,
+        Subject,
+        TrackerStore,
+        apply_retention,
+        export_data,
+        forget,
+    )
+    from tailor.store import make_session_factory
+    from tailor.store.profiles import customer_by_external_id
+
+    settings = _settings(args)
+    factory = make_session_factory(settings.database_url)
+    tracker = TrackerStore.from_settings(settings)
+    if args.action == "retention":
+        days = args.days if args.days is not None else settings.event_retention_days
+        try:
+            with factory.begin() as session:
+                report = apply_retention(session, tracker, days, dry_run=args.dry_run)
+        except ValueError as exc:
+            raise CliError(str(exc)) from exc
+        print(report.render())
+        return 0
+    if bool(args.customer) == bool(args.sender):
+        raise CliError("give exactly one of --customer EXTERNAL_ID or --sender CONVERSATION_ID")
+    with factory.begin() as session:
+        if args.customer:
+            customer = customer_by_external_id(session, args.customer)
+            if customer is None:
+                raise CliError(f"No customer with external id {args.customer!r}")
+            subject = Subject(sender_id=None, customer_id=customer.id)
+        else:
+            subject = Subject(sender_id=args.sender)
+        try:
+            if args.action == "export":
+                print(json.dumps(export_data(session, subject, tracker), indent=2, default=str))
+            else:
+                print(forget(session, subject, tracker).render())
+        except ConversationOwned as exc:
+            raise CliError(f"{exc} Use --customer.") from exc
+    return 0
+
+
 def cmd_chat(args: argparse.Namespace) -> int:
     """Chat with a running Tailor in the terminal (REST channel)."""
     import httpx
@@ -892,6 +944,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="with show: print JSON")
     p.add_argument("--channel", help="with link: the messaging channel (e.g. telegram)")
     p.add_argument("--user-id", help="with link: the platform's user id on that channel")
+    p = add("privacy", cmd_privacy, "retention of events; export or forget a shopper's data")
+    p.add_argument("action", choices=["retention", "export", "forget"])
+    p.add_argument("--days", type=int, help="with retention: keep this many days (default 730)")
+    p.add_argument("--dry-run", action="store_true", help="with retention: only count")
+    p.add_argument("--customer", help="with export/forget: the customer's external id")
+    p.add_argument("--sender", help="with export/forget: an anonymous conversation id")
     p = add("agent", cmd_agent, "add a support agent for the assist panel, or reset a password")
     p.add_argument("action", choices=["add", "passwd"], help="add | passwd")
     p.add_argument("username", help="3-64 letters, digits, _ . @ -")

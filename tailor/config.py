@@ -88,6 +88,9 @@ class Settings:
     tracker_max_session_events: int = 60
     #: Minutes an agent's sign-in to the assist panel (/agent) lasts.
     agent_session_minutes: int = 480
+    #: Days behavioural events, conversations and their analytics copies are kept before
+    #: ``tailor privacy retention`` deletes them (two years: the demo's purchase history).
+    event_retention_days: int = 730
     #: HMAC secret shared with the store's site for signed customer tokens ("" = nobody is
     #: identified; every visitor is anonymous).
     customer_token_secret: str = ""

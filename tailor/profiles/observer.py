@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from tailor.privacy.redaction import redact
 from tailor.profiles.identity import Identity, identify
 from tailor.profiles.psychographics import extract_preferences
 from tailor.profiles.segments import psychographic_for
@@ -160,7 +161,7 @@ class Observer:
                 "kind": p.kind,
                 "value": p.value,
                 "positive": p.positive,
-                "evidence": p.evidence[:200],
+                "evidence": redact(p.evidence)[:200],
                 "at": utcnow().isoformat(),
             }
             for p in extract_preferences(text or "")
@@ -213,7 +214,7 @@ class Observer:
         ident, cid = admitted.identity, admitted.customer_id
         payload: dict[str, Any] = {
             "intent": intent,
-            "text": (text or "")[:MAX_STORED_TEXT],
+            "text": redact(text or "")[:MAX_STORED_TEXT],
             "channel": channel,
         }
         if ident.error:

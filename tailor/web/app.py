@@ -41,6 +41,7 @@ from tailor.store.models import Customer, Profile
 from tailor.store.profiles import customer_by_external_id, profile_for, set_personalisation
 from tailor.web.agent import agent_router
 from tailor.web.demo import DEMO_TOKEN_TTL, demo_customer_list
+from tailor.web.privacy import privacy_router
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 SENDER_RE = re.compile(r"^[A-Za-z0-9_.:-]{6,128}$")
@@ -411,5 +412,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return {"token": signed, "name": name, "expires_in": DEMO_TOKEN_TTL}
 
     app.include_router(agent_router(settings, client, sessions))
+    app.include_router(privacy_router(settings, sessions))
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
