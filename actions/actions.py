@@ -23,6 +23,7 @@ from tailor.config import Settings
 from tailor.nlu.ordinals import parse_ordinals
 from tailor.nlu.reactions import parse_reaction
 from tailor.nlu.understand import Understanding
+from tailor.privacy.redaction import redact
 from tailor.profiles.observer import MessageSentiment, Observation, Observer
 from tailor.recommend.criteria import (
     CRITERIA_SLOTS,
@@ -439,7 +440,7 @@ class ActionRecommend(TailorAction):
                     "polarity": "negative",
                     "aspect": reaction.aspect,
                     "value": value,
-                    "text": text[:200],
+                    "text": redact(text)[:200],
                 },
                 obs.customer_id,
                 round(-abs(strength), 4),
@@ -624,7 +625,7 @@ class ActionFeedback(TailorAction):
             "feedback",
             tracker.sender_id,
             ids,
-            {"polarity": "positive", "text": text[:200]},
+            {"polarity": "positive", "text": redact(text)[:200]},
             obs.customer_id,
             obs.sentiment.score if obs.sentiment is not None else None,
         )
@@ -705,7 +706,7 @@ class ActionObserve(TailorAction):
                 "handoff",
                 tracker.sender_id,
                 [],
-                {"text": text[:200]},
+                {"text": redact(text)[:200]},
                 obs.customer_id,
             )
         return []

@@ -7,10 +7,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from tailor.store.models import Customer, CustomerSegment, Event, SegmentModel, as_utc, utcnow
+from tailor.store.models import (
+    Customer,
+    CustomerSegment,
+    Event,
+    Profile,
+    SegmentModel,
+    as_utc,
+    utcnow,
+)
 
 
 @dataclass(frozen=True)
@@ -66,7 +74,27 @@ def latest_segment_model(session: Session, kind: str) -> SegmentModel | None:
 def set_segments(
     session: Session, kind: str, version: int | None, segments: Mapping[int, str]
 ) -> None:
-    """Upsert ``{customer id: segment}`` for one kind."""
+    """Upsert ``{customer id: segment}`` for one kind.
+
+    Customers who turned personalisation (and with it analytics) off are never assigned a
+    segment, whichever fit or rule asks: their rows of this kind are removed instead.
+    """
+    opted_out = set(
+        session.scalars(
+            select(Profile.customer_id).where(
+                Profile.personalisation.is_(False), Profile.customer_id.is_not(None)
+            )
+        )
+    )
+    if opted_out:
+        withheld = [cid for cid in segments if cid in opted_out]
+        if withheld:
+            session.execute(
+                delete(CustomerSegment).where(
+                    CustomerSegment.kind == kind, CustomerSegment.customer_id.in_(withheld)
+                )
+            )
+        segments = {cid: seg for cid, seg in segments.items() if cid not in opted_out}
     existing = {
         row.customer_id: row
         for row in session.scalars(

@@ -148,3 +148,23 @@ def test_profile_summary_and_cli(tmp_path: Path, monkeypatch, capsys) -> None:  
     assert main(["profile", "show", "cust-9999"]) != 0
     assert main(["profile", "link", "cust-0002", "--channel", "fax", "--user-id", "1"]) != 0
     assert "unknown channel" in capsys.readouterr().err
+
+
+def test_no_segment_is_assigned_to_a_customer_who_opted_out(tmp_path: Path) -> None:
+    from tailor.store.models import CustomerSegment
+    from tailor.store.segments import set_segments
+
+    factory = make_session_factory(f"sqlite:///{tmp_path / 's.db'}")
+    with factory.begin() as s:
+        a, b = Customer(external_id="a-1", name="A"), Customer(external_id="b-1", name="B")
+        s.add_all([a, b])
+        s.flush()
+        set_segments(s, "demographic", None, {a.id: "young", b.id: "young"})
+        prof = profile_for(s, "sender-b1", b.id)
+        assert prof is not None
+        set_personalisation(s, prof, False)
+        s.flush()
+        set_segments(s, "demographic", None, {a.id: "older", b.id: "older"})
+        set_segments(s, "geographic", None, {b.id: "north"})
+        rows = s.execute(select(CustomerSegment.customer_id, CustomerSegment.kind)).all()
+        assert sorted((cid == a.id, kind) for cid, kind in rows) == [(True, "demographic")]
