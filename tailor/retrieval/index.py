@@ -191,7 +191,11 @@ class VectorIndex(abc.ABC):
             return scores, labels
         allowed_: Any = None
         if allowed is not None:
-            allowed_, count = self._prepare_allowed(self._as_ids(allowed))
+            ids_ = self._as_ids(allowed)
+            early = self._search_broad(q, k, ids_)
+            if early is not None:
+                return early
+            allowed_, count = self._prepare_allowed(ids_)
             if count == 0:
                 return scores, labels
             if count == len(self):
@@ -236,6 +240,14 @@ class VectorIndex(abc.ABC):
         return target._load(path, int(meta["dim"]), dict(meta.get("options") or {}))
 
     # ------------------------------------------------------------------ backend hooks
+    def _search_broad(
+        self, queries: np.ndarray, k: int, allowed: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """A backend's shortcut for a filter allowing ``allowed`` ids, tried before the ids
+        are turned into rows; ``None`` to take the regular filtered search. The answer must
+        be what :meth:`search` returns (``-1`` / ``-inf`` padded to ``k``)."""
+        return None
+
     @abc.abstractmethod
     def _add(self, ids: np.ndarray, vectors: np.ndarray, facets: np.ndarray | None = None) -> None:
         """Add vectors whose ids are known to be new and unique (``facets``: validated
@@ -864,6 +876,7 @@ class IVFIndex(_LabelledRows, VectorIndex):
         facet_slots: int = 255,
         candidate_factor: float = 1.0,
         selectivity_exponent: float = 0.5,
+        post_filter_share: float = 0.2,
     ) -> None:
         super().__init__(dim)
         if nlist < 0 or nprobe < 1 or max_nprobe < 1 or train_threshold < 1:
@@ -892,6 +905,9 @@ class IVFIndex(_LabelledRows, VectorIndex):
         self.facet_slots = int(facet_slots)
         self.candidate_factor = float(candidate_factor)
         self.selectivity_exponent = float(selectivity_exponent)
+        if not 0.0 < post_filter_share <= 1.0:
+            raise ValueError(f"post_filter_share must be in (0, 1], got {post_filter_share}")
+        self.post_filter_share = float(post_filter_share)
         self._index: Any = None  # the IndexIVFFlat keyed by row, nlist * n_slots sub-lists
         self._trained_at = 0  # live vectors when the quantizer was trained
         self._buffer = np.zeros((0, self._dim), dtype=np.float32)  # rows, before training
@@ -925,6 +941,7 @@ class IVFIndex(_LabelledRows, VectorIndex):
             "facet_slots": self.facet_slots,
             "candidate_factor": self.candidate_factor,
             "selectivity_exponent": self.selectivity_exponent,
+            "post_filter_share": self.post_filter_share,
         }
 
     @property
@@ -1338,6 +1355,39 @@ class IVFIndex(_LabelledRows, VectorIndex):
         d, internal = self._scan(queries, kk, keys, bitmap)
         valid = self._alive if allowed is None else allowed.mask
         return _finish(queries, kk, d, internal, valid, self._labels, self._exact)
+
+    def _search_broad(
+        self, queries: np.ndarray, k: int, allowed: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """Post-filtering for broad filters (a price range allowing 30 % of a million ids).
+
+        Turning 300,000 ids into index rows and a bitmap costs more than the search itself.
+        When the filter allows at least ``post_filter_share`` of the ids (given sorted and
+        unique, as the metadata table hands them over), search without it for ``2k / share
+        + 16`` results and keep the allowed ones. Exact whenever at least ``k`` survive: the
+        allowed ids among the unfiltered top-``m`` are exactly those scoring above the
+        ``m``-th, so the best ``k`` allowed ones are all among them (up to the unfiltered
+        search's own recall). A query with fewer survivors - a filter working against the
+        query - falls back to the regular plan.
+        """
+        n = len(self)
+        if self._index is None or allowed.size < self.post_filter_share * n or allowed.size >= n:
+            return None
+        if allowed.size > 1 and not bool(np.all(allowed[1:] > allowed[:-1])):
+            return None  # the membership test below needs sorted, unique ids
+        share = allowed.size / n
+        want = min(n, int(np.ceil(2 * k / share)) + 16)
+        d, ext = self._search(queries, want, None)
+        pos = np.minimum(np.searchsorted(allowed, ext), allowed.size - 1)
+        keep = (ext >= 0) & (allowed[pos] == ext)
+        if bool((keep.sum(axis=1) < k).any()):
+            return None
+        scores = np.empty((queries.shape[0], k), dtype=np.float32)
+        labels = np.empty((queries.shape[0], k), dtype=np.int64)
+        for r in range(queries.shape[0]):
+            cols = np.flatnonzero(keep[r])[:k]
+            scores[r], labels[r] = d[r, cols], ext[r, cols]
+        return scores, labels
 
     def _exact(
         self, queries: np.ndarray, k: int, valid: np.ndarray

@@ -176,3 +176,36 @@ def test_metadata_codes_feed_the_partition() -> None:
     assert many.codes("category", [5, 1, 999]).tolist() == [boots, boots, -1]  # few: no sort
     with pytest.raises(ValueError, match="categorical"):
         table.codes("price", [1])
+
+
+def test_broad_filters_post_filtered_match_a_brute_force_scan() -> None:
+    """A filter allowing >= 20 % of the ids is applied after an unfiltered search for more
+    results; exact against numpy when every list is probed, for a filter independent of the
+    query and for one working against it (which falls back to the regular plan)."""
+    rng = np.random.default_rng(11)
+    n, dim = 3000, 16
+    vecs = rng.normal(size=(n, dim)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    ids = np.arange(10, 10 + n, dtype=np.int64)
+    index = IVFIndex(dim, nlist=16, nprobe=16, train_threshold=500, facet=None)
+    index.add(ids, vecs)
+    queries = vecs[rng.choice(n, 25, replace=False)] + 0.05 * rng.normal(size=(25, dim))
+    queries = (queries / np.linalg.norm(queries, axis=1, keepdims=True)).astype(np.float32)
+    independent = np.sort(rng.choice(ids, int(0.3 * n), replace=False))
+    # "against the query": the ids least similar to the first query
+    against = np.sort(ids[np.argsort(vecs @ queries[0])[: int(0.25 * n)]])
+    for allowed in (independent, against, independent[::-1].copy()):
+        scores, got = index.search(queries, 10, allowed)
+        mask = np.isin(ids, allowed)
+        for qi, q in enumerate(queries):
+            sims = vecs[mask] @ q
+            best = ids[mask][np.argsort(-sims, kind="stable")[:10]]
+            assert set(got[qi].tolist()) == set(best.tolist())
+            assert np.all(np.diff(scores[qi]) <= 1e-6)
+    # the shortcut is taken for the independent filter and declined where it would be short
+    assert index._search_broad(queries, 10, independent) is not None
+    assert index._search_broad(queries[:1], 10, against) is None
+    assert index._search_broad(queries, 10, independent[::-1].copy()) is None  # not sorted
+    assert index.options()["post_filter_share"] == 0.2
+    with pytest.raises(ValueError, match="post_filter_share"):
+        IVFIndex(dim, post_filter_share=0.0)
