@@ -5,7 +5,7 @@ export RASA_TELEMETRY_ENABLED := false
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: help install run test test-fast lint bench clean
+.PHONY: help install run test test-fast lint audit bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -20,12 +20,16 @@ test: ## run the whole test suite (unit, Rasa dialogue, end-to-end on real serve
 	@scripts/bootstrap.sh --browser
 	@mkdir -p test-output
 	@.venv/bin/pytest -p no:cacheprovider --junitxml=test-output/junit.xml $(PYTEST_ARGS)
+	@.venv/bin/python scripts/audit_deps.py
 
 test-fast: install ## unit tests only (no model loading, no Rasa, no PostgreSQL/Redis/RabbitMQ)
 	@.venv/bin/pytest -m "not slow and not rasa and not e2e and not browser and not production" $(PYTEST_ARGS)
 
 lint: install ## ruff and mypy
 	@.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy
+
+audit: install ## pip-audit both venvs (PyPI advisories); fails on findings not ignored in .ci/pip-audit-ignore.txt, or if nothing could be audited
+	@.venv/bin/python scripts/audit_deps.py --require
 
 bench: install ## benchmarks: turns vs floor (docs/bench/), embedding, index at scale
 	@.venv/bin/tailor bench --profile

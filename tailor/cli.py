@@ -573,7 +573,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
     try:
         with factory.begin() as session:
             if args.action == "add":
-                create_agent(session, args.username, password)
+                create_agent(session, args.username, password, role=args.role)
             else:
                 agent = agent_by_username(session, args.username)
                 if agent is None:
@@ -581,7 +581,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
                 set_password(session, agent, password)
     except ValueError as exc:
         raise CliError(str(exc)) from exc
-    done = "Added agent" if args.action == "add" else "New password for"
+    done = f"Added {args.role}" if args.action == "add" else "New password for"
     print(f"{done} {args.username}; they sign in at /agent.")
     return 0
 
@@ -953,6 +953,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("agent", cmd_agent, "add a support agent for the assist panel, or reset a password")
     p.add_argument("action", choices=["add", "passwd"], help="add | passwd")
     p.add_argument("username", help="3-64 letters, digits, _ . @ -")
+    p.add_argument(
+        "--role",
+        choices=["agent", "admin"],
+        default="agent",
+        help="agent: the assist panel; admin: also the catalog API /api/admin (with add)",
+    )
     p = add("chat", cmd_chat, "chat with a running Tailor in the terminal")
     p.add_argument("--url", help="Rasa server URL (default from settings)")
     p.add_argument("--sender", help="conversation id (default: a new one)")

@@ -1,5 +1,10 @@
-"""Support agents: accounts with salted scrypt password hashes, expiring sessions, and an
-audit log of what agents did in conversations (take over, message, card, hand back).
+"""Support agents: accounts with salted scrypt password hashes and a role, expiring sessions,
+and an audit log of what agents did in conversations (take over, message, card, hand back).
+
+Roles: an ``agent`` reads conversations and answers shoppers in the assist panel; an
+``admin`` may do that too and also manages the catalog (``/api/admin``). The ``role`` column
+was added after the first release: it is nullable so :func:`tailor.store.db.init_db` can add
+it to an existing database, and a NULL role reads as ``agent`` (least privilege).
 
 Only hashes are stored: the password's (scrypt, per-agent salt) and the session token's
 (SHA-256 — the token itself is 256 random bits, so a fast hash is enough). Callers own the
@@ -24,6 +29,7 @@ from tailor.store.models import Base, as_utc, utcnow
 
 __all__ = [
     "AGENT_ACTIONS",
+    "ROLES",
     "Agent",
     "AgentAction",
     "AgentSession",
@@ -32,9 +38,12 @@ __all__ = [
     "create_agent",
     "create_session",
     "end_session",
+    "has_role",
     "hash_password",
     "record_action",
+    "role_of",
     "set_password",
+    "set_role",
     "taken_over",
     "verify_login",
     "verify_password",
@@ -48,6 +57,9 @@ SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 SCRYPT_MAXMEM = 64 * 1024 * 1024
 #: What an agent can do to a conversation; the latest takeover/handback decides who answers.
 AGENT_ACTIONS: frozenset[str] = frozenset({"takeover", "handback", "message", "card"})
+#: Roles, least privileged first; each role may do everything the roles before it may.
+ROLES: tuple[str, ...] = ("agent", "admin")
+DEFAULT_ROLE = "agent"
 
 
 class Agent(Base):
@@ -59,6 +71,8 @@ class Agent(Base):
     username: Mapped[str] = mapped_column(String(64), unique=True, index=True)
     password_hash: Mapped[str] = mapped_column(String(256))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: "agent" or "admin"; NULL (rows from before roles existed) reads as "agent".
+    role: Mapped[str | None] = mapped_column(String(16), default=DEFAULT_ROLE)
 
 
 class AgentSession(Base):
@@ -142,8 +156,26 @@ _DUMMY_HASH = hash_password("not-a-real-password", salt=b"\0" * 16)
 # -- agents and sessions ----------------------------------------------------------------
 
 
-def create_agent(session: Session, username: str, password: str) -> Agent:
-    """Add an agent; the username must be new and the password at least 10 characters."""
+def _check_role(role: str) -> str:
+    if role not in ROLES:
+        raise ValueError(f"Unknown role {role!r}; valid roles are {list(ROLES)}")
+    return role
+
+
+def role_of(agent: Agent) -> str:
+    """The agent's role; accounts created before roles existed are plain agents."""
+    return agent.role if agent.role is not None and agent.role in ROLES else DEFAULT_ROLE
+
+
+def has_role(agent: Agent, role: str) -> bool:
+    """Whether ``agent`` may act as ``role`` (an admin may also act as an agent)."""
+    return ROLES.index(role_of(agent)) >= ROLES.index(_check_role(role))
+
+
+def create_agent(session: Session, username: str, password: str, role: str = DEFAULT_ROLE) -> Agent:
+    """Add an agent with ``role`` ("agent" or "admin"); the username must be new and the
+    password at least 10 characters."""
+    _check_role(role)
     if not USERNAME_RE.match(username):
         raise ValueError("username must be 3-64 characters of letters, digits, _ . @ -")
     if not MIN_PASSWORD_CHARS <= len(password) <= MAX_PASSWORD_CHARS:
@@ -152,7 +184,7 @@ def create_agent(session: Session, username: str, password: str) -> Agent:
         )
     if session.scalar(select(Agent).where(Agent.username == username)) is not None:
         raise ValueError(f"an agent named {username!r} already exists")
-    agent = Agent(username=username, password_hash=hash_password(password))
+    agent = Agent(username=username, password_hash=hash_password(password), role=role)
     session.add(agent)
     session.flush()
     return agent
@@ -170,6 +202,12 @@ def set_password(session: Session, agent: Agent, password: str) -> None:
             f"password must be {MIN_PASSWORD_CHARS}-{MAX_PASSWORD_CHARS} characters long"
         )
     agent.password_hash = hash_password(password)
+    session.execute(delete(AgentSession).where(AgentSession.agent_id == agent.id))
+
+
+def set_role(session: Session, agent: Agent, role: str) -> None:
+    """Change an agent's role and end their sessions, so the new rights apply at next sign-in."""
+    agent.role = _check_role(role)
     session.execute(delete(AgentSession).where(AgentSession.agent_id == agent.id))
 
 

@@ -2,7 +2,9 @@
 
 Agents sign in with a password (``tailor agent add``); the session lives in an HttpOnly,
 SameSite=Strict cookie whose token is stored only as a hash and expires. Every
-``/api/agent/*`` route except login answers 401 without a valid session.
+``/api/agent/*`` route except login answers 401 without a valid session; state-changing ones
+also need the session's CSRF token in ``X-CSRF-Token`` (see :mod:`tailor.web.security`).
+Sign-in attempts are rate limited per IP and, when they fail, per username.
 
 The panel reads a conversation from two places: the Rasa tracker (transcript, current
 criteria in the slots, whether the bot is paused) and Tailor's event log (sentiment of each
@@ -24,13 +26,12 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
@@ -45,20 +46,29 @@ from tailor.recommend.service import Recommender, get_default_recommender
 from tailor.store.agents import (
     Agent,
     AgentAction,
-    agent_for_token,
     create_session,
     end_session,
     record_action,
+    role_of,
     taken_over,
     verify_login,
 )
 from tailor.store.catalog import get_product
 from tailor.store.models import Customer, Event, as_utc, utcnow
+from tailor.web.security import (
+    COOKIE,
+    AgentUser,
+    Limits,
+    PanelAuth,
+    SecuritySettings,
+    client_ip,
+    csrf_token_for,
+)
 
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-COOKIE = "tailor_agent"
+__all__ = ["COOKIE", "AgentUser", "agent_router"]
 #: Same rule as the shopper API (``tailor.web.app.SENDER_RE``).
 SENDER_RE = re.compile(r"^[A-Za-z0-9_.:-]{6,128}$")
 #: A conversation is live while its latest message is this recent.
@@ -121,14 +131,6 @@ class CardIn(BaseModel):
 
     product_id: int = Field(gt=0, strict=True)
     note: str | None = Field(default=None, max_length=500)
-
-
-@dataclass(frozen=True)
-class AgentUser:
-    """The signed-in agent of a request."""
-
-    id: int
-    username: str
 
 
 # -- pure helpers (unit-tested) -------------------------------------------------------
@@ -280,24 +282,27 @@ def agent_router(
     client: httpx.AsyncClient,
     factory: Callable[[], sessionmaker[Session]],
     recommender: Callable[[], Recommender] | None = None,
+    limits: Limits | None = None,
+    auth: PanelAuth | None = None,
+    sender_check: Callable[[str, str | None], None] | None = None,
 ) -> APIRouter:
     """Routes of the assist panel; ``client`` talks to Rasa, ``factory()`` gives the
-    database's session factory; ``recommender`` overrides the process-wide one (tests)."""
+    database's session factory; ``recommender`` overrides the process-wide one (tests);
+    ``limits`` and ``auth`` are the app's rate limits and sign-in check (built from the
+    environment when not given); ``sender_check(sender, customer_token)`` raises when the
+    shopper's page may not read that conversation (``/api/updates``)."""
     minutes = session_minutes(settings)
+    if limits is None or auth is None:
+        security = SecuritySettings.load()
+        limits = limits or Limits(security)
+        auth = auth or PanelAuth(factory, security)
+    current_agent = auth.require("agent")
     holder = _RecommenderHolder(settings, recommender)
     suggestion_cache: dict[str, tuple[float, tuple[Any, ...], dict[str, Any]]] = {}
     router = APIRouter()
 
     def rasa_token() -> str:
         return os.environ.get("TAILOR_RASA_TOKEN", "")
-
-    def current_agent(request: Request) -> AgentUser:
-        token = request.cookies.get(COOKIE)
-        with factory()() as session:
-            agent = agent_for_token(session, token)
-            if agent is None:
-                raise HTTPException(401, "Sign in as an agent first.")
-            return AgentUser(agent.id, agent.username)
 
     def check_sender(sender: str) -> str:
         if not SENDER_RE.match(sender):
@@ -351,12 +356,17 @@ def agent_router(
 
     @router.post("/api/agent/login")
     def login(body: LoginIn, request: Request, response: Response) -> dict[str, Any]:
+        auth.check_login_origin(request)
+        limits.check("login_per_ip", client_ip(request.scope))
+        user_key = body.username.lower()
+        limits.blocked("login_failures_per_user", user_key)
         with factory().begin() as session:
             agent = verify_login(session, body.username, body.password)
             if agent is None:
+                limits.charge("login_failures_per_user", user_key)
                 raise HTTPException(401, "Wrong username or password.")
             token, expires = create_session(session, agent, minutes)
-            username = agent.username
+            username, role = agent.username, role_of(agent)
         response.set_cookie(
             COOKIE,
             token,
@@ -366,7 +376,12 @@ def agent_router(
             secure=request.url.scheme == "https",
             path="/",
         )
-        return {"username": username, "expires_at": expires.isoformat()}
+        return {
+            "username": username,
+            "role": role,
+            "expires_at": expires.isoformat(),
+            "csrf_token": csrf_token_for(token),
+        }
 
     @router.post("/api/agent/logout")
     def logout(
@@ -378,8 +393,10 @@ def agent_router(
         return {"ok": True}
 
     @router.get("/api/agent/me")
-    def me(agent: Annotated[AgentUser, Depends(current_agent)]) -> dict[str, Any]:
-        return {"username": agent.username}
+    def me(request: Request, agent: Annotated[AgentUser, Depends(current_agent)]) -> dict[str, Any]:
+        """Who is signed in, with the CSRF token the panel sends on state-changing calls."""
+        token = str(request.cookies.get(COOKIE))
+        return {"username": agent.username, "role": agent.role, "csrf_token": csrf_token_for(token)}
 
     # -- conversations ----------------------------------------------------------------------
 
@@ -647,11 +664,16 @@ def agent_router(
 
     @router.get("/api/updates")
     async def updates(
-        sender: str = Query(...), after: int | None = Query(None, ge=0)
+        sender: str = Query(...),
+        after: int | None = Query(None, ge=0),
+        x_customer_token: str | None = Header(default=None, max_length=4096),
     ) -> dict[str, Any]:
         """Agent messages for the shopper's page. Without ``after`` only the cursor comes
-        back (the page already shows the history); then poll with ``after=next``."""
+        back (the page already shows the history); then poll with ``after=next``. A
+        customer's conversation needs their token in ``X-Customer-Token``."""
         check_sender(sender)
+        if sender_check is not None:
+            await asyncio.to_thread(sender_check, sender, x_customer_token or None)
         state = await tracker(sender)
         events = list((state or {}).get("events") or [])
         msgs = [] if after is None else agent_messages(events, after)

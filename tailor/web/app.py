@@ -8,11 +8,18 @@ shopper does with the cards (``/api/events``), keeps their personalisation choic
 
 Identity: the page sends the store's signed ``customer_token`` with every message; this app
 passes it to Rasa as message metadata untouched (the action server verifies it) and verifies
-it itself only where it writes on a customer's behalf (events, consent).
+it itself where it writes on a customer's behalf (events, consent).
+
+Isolation: a conversation id (``sender``, a random UUID the page keeps) is the capability
+for an anonymous conversation. Once a verified customer has spoken in it, it is theirs:
+every request naming it (chat, history, updates, events, consent) must carry that
+customer's valid token (body ``customer_token`` or header ``X-Customer-Token``), else 403.
+Rate limits, CSRF and roles: :mod:`tailor.web.security`; the catalog API: :mod:`.admin`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import threading
@@ -24,24 +31,36 @@ from pathlib import Path
 from typing import Any, Literal
 
 import httpx
-from fastapi import FastAPI, Header, HTTPException, Query
+from fastapi import FastAPI, Header, HTTPException, Query, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tailor.config import Settings
+from tailor.privacy.consent import apply_consent
 from tailor.profiles.identity import MIN_SECRET_BYTES, identify, sign_customer_token
 from tailor.profiles.segments import refresh_customer
 from tailor.store import make_session_factory
 from tailor.store.catalog import get_product
 from tailor.store.events import record_events
-from tailor.store.models import Customer, Profile
-from tailor.store.profiles import customer_by_external_id, profile_for, set_personalisation
+from tailor.store.models import Customer, Event, Profile
+from tailor.store.profiles import customer_by_external_id, profile_for
+from tailor.web.admin import IndexSync, admin_router
 from tailor.web.agent import agent_router
 from tailor.web.demo import DEMO_TOKEN_TTL, demo_customer_list
 from tailor.web.privacy import privacy_router
+from tailor.web.security import (
+    Limits,
+    PanelAuth,
+    RateLimited,
+    RateLimitMiddleware,
+    SecuritySettings,
+    client_ip,
+    rate_limited_response,
+)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 SENDER_RE = re.compile(r"^[A-Za-z0-9_.:-]{6,128}$")
@@ -217,6 +236,30 @@ def _verified_customer(
     return customer, None
 
 
+def conversation_owner(session: Session, sender: str) -> int | None:
+    """The customer id a conversation belongs to: the verified customer who spoke in it."""
+    return session.scalar(
+        select(Event.customer_id)
+        .where(Event.sender_id == sender, Event.customer_id.is_not(None))
+        .limit(1)
+    )
+
+
+def authorise_sender(session: Session, sender: str, token: str | None, secret: str) -> None:
+    """403 unless the request may use conversation ``sender``: anonymous conversations are
+    open to whoever holds their id, a customer's only to a valid token of that customer."""
+    owner = conversation_owner(session, sender)
+    if owner is None:
+        return
+    customer, why = _verified_customer(session, sender, token, secret)
+    if customer is None or customer.id != owner:
+        raise HTTPException(
+            403,
+            "This conversation belongs to a signed-in customer: send their customer token"
+            + (f" ({why})." if why else "."),
+        )
+
+
 def widget_origins(settings: Settings) -> list[str]:
     """The origins allowed to call the API from a browser (``settings.widget_origins``)."""
     origins = [o.strip().rstrip("/") for o in settings.widget_origins.split(",") if o.strip()]
@@ -228,12 +271,19 @@ def widget_origins(settings: Settings) -> list[str]:
     return origins
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app; the Rasa URL, database and token secret come from settings / environment.
+def create_app(
+    settings: Settings | None = None,
+    security: SecuritySettings | None = None,
+    index_sync: IndexSync | None = None,
+) -> FastAPI:
+    """Build the app; the Rasa URL, database and token secret come from settings / environment,
+    rate limits and panel origins from ``security`` (default: ``TAILOR_RATE_*`` variables).
 
-    The database session factory is built lazily on the first request that needs it.
+    The database session factory is built lazily on the first request that needs it;
+    ``index_sync`` overrides how the admin API keeps the search index in sync (tests).
     """
     settings = settings or Settings.load()
+    security = security or SecuritySettings.load()
     secret = settings.customer_token_secret
     if secret and len(secret.encode("utf-8")) < MIN_SECRET_BYTES:
         raise ValueError(
@@ -243,6 +293,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     token = os.environ.get("TAILOR_RASA_TOKEN", "")
     client = httpx.AsyncClient(base_url=settings.rasa_url, timeout=30.0)
     sessions: Callable[[], sessionmaker[Session]] = _LazySessions(settings.database_url)
+    limits = Limits(security)
+    auth = PanelAuth(sessions, security)
+
+    def check_sender_access(sender: str, token: str | None) -> None:
+        with sessions()() as session:
+            authorise_sender(session, sender, token, secret)
+
+    def header_token(value: str | None) -> str | None:
+        try:
+            return _check_token(value)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from exc
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -250,6 +312,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await client.aclose()
 
     app = FastAPI(title="Tailor", version="0.1.0", lifespan=lifespan)
+    # A flood is refused before validation or the database see it; added first, so it runs
+    # inside CORS and a widget on a store's page can read the 429 and its Retry-After.
+    app.add_middleware(RateLimitMiddleware, limits=limits)
     # The embeddable widget runs on the store's pages and calls this API cross-origin.
     # No cookies are used (allow_credentials=False), so "*" cannot leak a session.
     app.add_middleware(
@@ -258,8 +323,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_credentials=False,
         allow_methods=["GET", "POST"],
         allow_headers=["Content-Type", "X-Customer-Token"],
+        expose_headers=["Retry-After"],
         max_age=600,
     )
+
+    @app.exception_handler(RateLimited)
+    async def _too_many(_request: Request, exc: RateLimited) -> JSONResponse:
+        return rate_limited_response(exc)
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
@@ -279,8 +349,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"ok": True, "rasa": rasa_ok}
 
     @app.post("/api/chat")
-    async def chat(body: ChatIn) -> JSONResponse:
+    async def chat(body: ChatIn, request: Request) -> JSONResponse:
         """Forward a message to Rasa's REST webhook with the token and context as metadata."""
+        limits.check("chat_per_ip", client_ip(request.scope))
+        limits.check("chat_per_sender", body.sender)
+        await asyncio.to_thread(check_sender_access, body.sender, body.customer_token)
         try:
             resp = await client.post(
                 "/webhooks/rest/webhook",
@@ -295,9 +368,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse({"messages": resp.json()})
 
     @app.get("/api/history")
-    async def history(sender: str = Query(...)) -> dict[str, Any]:
+    async def history(
+        sender: str = Query(...),
+        x_customer_token: str | None = Header(default=None, max_length=MAX_TOKEN_CHARS),
+    ) -> dict[str, Any]:
+        """The conversation's messages; a customer's conversation needs their token
+        (``X-Customer-Token``)."""
         if not SENDER_RE.match(sender):
             raise HTTPException(422, SENDER_RULE)
+        await asyncio.to_thread(check_sender_access, sender, header_token(x_customer_token))
         try:
             resp = await client.get(
                 f"/conversations/{sender}/tracker",
@@ -319,6 +398,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         anonymous conversation's. After a purchase the customer's segment is refreshed.
         """
         with sessions().begin() as session:
+            authorise_sender(session, body.sender, body.customer_token, secret)
             product = get_product(session, body.product_id)
             if product is None:
                 raise HTTPException(404, f"No product with id {body.product_id}.")
@@ -366,11 +446,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """
         if not SENDER_RE.match(sender):
             raise HTTPException(422, SENDER_RULE)
-        try:
-            tok = _check_token(x_customer_token)
-        except ValueError as exc:
-            raise HTTPException(422, str(exc)) from exc
+        tok = header_token(x_customer_token)
         with sessions().begin() as session:
+            authorise_sender(session, sender, tok, secret)
             prof, out = _consent(session, sender, tok, create=False)
             out["personalisation"] = True if prof is None else bool(prof.personalisation)
         return out
@@ -379,11 +457,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def post_consent(body: ConsentIn) -> dict[str, Any]:
         """Store the choice on the customer's profile (valid token) or the visitor's."""
         with sessions().begin() as session:
+            authorise_sender(session, body.sender, body.customer_token, secret)
             prof, out = _consent(session, body.sender, body.customer_token, create=True)
             if prof is None:  # pragma: no cover - profile_for creates when asked to
                 raise HTTPException(500, "No profile could be created.")
-            set_personalisation(session, prof, body.personalisation)
+            # withdrawing consent also de-identifies stored events and drops segments, now
+            change = apply_consent(session, prof, body.personalisation)
             out["personalisation"] = bool(prof.personalisation)
+            if not change.personalisation:
+                out["deidentified_events"] = change.events_deidentified
         return out
 
     if settings.demo_login:
@@ -411,7 +493,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             signed = sign_customer_token(body.external_id, secret, ttl_seconds=DEMO_TOKEN_TTL)
             return {"token": signed, "name": name, "expires_in": DEMO_TOKEN_TTL}
 
-    app.include_router(agent_router(settings, client, sessions))
+    app.include_router(
+        agent_router(
+            settings, client, sessions, limits=limits, auth=auth, sender_check=check_sender_access
+        )
+    )
+    app.include_router(admin_router(settings, sessions, auth, index_sync))
     app.include_router(privacy_router(settings, sessions))
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

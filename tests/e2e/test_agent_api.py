@@ -20,6 +20,7 @@ from tailor.store.agents import AgentAction, create_agent, taken_over
 from tailor.store.models import Customer, Event
 from tailor.web.agent import COOKIE
 from tailor.web.app import create_app
+from tailor.web.security import CSRF_HEADER, csrf_token_for
 
 from .conftest import E2E_TOKEN_SECRET, Deployment
 
@@ -72,9 +73,12 @@ def tracker(dep: Deployment, sender: str) -> dict[str, Any]:
 
 
 def login(c: TestClient, user: str = "alice-api") -> None:
+    """Sign in; state-changing calls then carry the session's CSRF token, as the panel does."""
     c.cookies.clear()
+    c.headers.pop(CSRF_HEADER, None)
     r = c.post("/api/agent/login", json={"username": user, "password": PASSWORD})
     assert r.status_code == 200, r.text
+    c.headers[CSRF_HEADER] = r.json()["csrf_token"]
 
 
 def test_every_agent_route_needs_a_session(
@@ -103,14 +107,22 @@ def test_every_agent_route_needs_a_session(
 
 def test_login_cookie_and_logout(client: TestClient) -> None:
     client.cookies.clear()
+    client.headers.pop(CSRF_HEADER, None)
     bad = client.post("/api/agent/login", json={"username": "alice-api", "password": "nope nope!"})
     assert bad.status_code == 401 and COOKIE not in bad.cookies
     r = client.post("/api/agent/login", json={"username": "alice-api", "password": PASSWORD})
     cookie = r.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=strict" in cookie
-    assert client.get("/api/agent/me").json() == {"username": "alice-api"}
     token = client.cookies.get(COOKIE)
-    assert client.post("/api/agent/logout").status_code == 200
+    csrf = csrf_token_for(str(token))
+    assert r.json()["csrf_token"] == csrf
+    assert client.get("/api/agent/me").json() == {
+        "username": "alice-api",
+        "role": "agent",
+        "csrf_token": csrf,
+    }
+    assert client.post("/api/agent/logout").status_code == 403  # no CSRF token
+    assert client.post("/api/agent/logout", headers={CSRF_HEADER: csrf}).status_code == 200
     client.cookies.set(COOKIE, str(token))  # replaying the old cookie does not work
     assert client.get("/api/agent/me").status_code == 401
 
@@ -151,10 +163,12 @@ def test_flagged_conversation_with_profile_sentiment_criteria_and_suggestions(
 def test_takeover_message_card_handback_on_the_real_tracker(
     client: TestClient, conversation: tuple[str, Customer], deployment: Deployment
 ) -> None:
-    sender, _ = conversation
+    sender, customer = conversation
     url = f"/api/agent/conversations/{sender}"
+    # The shopper's page reads a signed-in customer's conversation with their token.
+    shopper = {"X-Customer-Token": sign_customer_token(customer.external_id, E2E_TOKEN_SECRET, 600)}
     login(client)
-    start = client.get("/api/updates", params={"sender": sender}).json()
+    start = client.get("/api/updates", params={"sender": sender}, headers=shopper).json()
     assert client.post(f"{url}/message", json={"text": "hello"}).status_code == 409
     assert client.post(f"{url}/takeover").status_code == 200
     tr = tracker(deployment, sender)
@@ -174,7 +188,9 @@ def test_takeover_message_card_handback_on_the_real_tracker(
     login(client, "bob-api")
     assert client.post(f"{url}/takeover").status_code == 409  # alice holds it
     login(client)
-    upd = client.get("/api/updates", params={"sender": sender, "after": start["next"]}).json()
+    upd = client.get(
+        "/api/updates", params={"sender": sender, "after": start["next"]}, headers=shopper
+    ).json()
     texts = [m.get("text") for m in upd["messages"]]
     assert "Hi, Alice here" in texts and upd["paused"]
 

@@ -321,7 +321,9 @@ def test_agent_takeover_reaches_the_embedded_widget_live(
 
     with httpx.Client(base_url=web_url.rstrip("/"), timeout=30) as agent:
         login = {"username": "widget-agent", "password": "widget agent password"}
-        assert agent.post("/api/agent/login", json=login).status_code == 200
+        signed_in = agent.post("/api/agent/login", json=login)
+        assert signed_in.status_code == 200
+        agent.headers["X-CSRF-Token"] = signed_in.json()["csrf_token"]  # as the panel sends it
         convo = f"/api/agent/conversations/{sender}"
         assert agent.post(f"{convo}/takeover").status_code == 200
         page.wait_for_function(

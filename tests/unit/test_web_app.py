@@ -415,7 +415,7 @@ def test_consent_round_trip_for_an_anonymous_visitor(db_url: str) -> None:
 
     r = c.post("/api/profile/consent", json={"sender": SENDER, "personalisation": False})
     assert r.status_code == 200
-    assert r.json() == {"identity": "anonymous", "personalisation": False}
+    assert r.json() == {"identity": "anonymous", "personalisation": False, "deidentified_events": 0}
     again = c.get("/api/profile/consent", params={"sender": SENDER}).json()
     assert again["personalisation"] is False
     # Another conversation is another visitor.
@@ -429,11 +429,19 @@ def test_consent_round_trip_for_a_customer(db_url: str) -> None:
     c = make_client(db_url)
     customer = one_customer(db_url)
     token = sign_customer_token(customer.external_id, SECRET)
+    before = len(rows(db_url, Event, Event.customer_id == customer.id))
+    assert before > 0, "the demo customer has a history to withdraw"
     r = c.post(
         "/api/profile/consent",
         json={"sender": SENDER, "personalisation": False, "customer_token": token},
     )
-    assert r.json() == {"identity": "customer", "personalisation": False}
+    # withdrawing consent de-identifies the stored history at once
+    assert r.json() == {
+        "identity": "customer",
+        "personalisation": False,
+        "deidentified_events": before,
+    }
+    assert rows(db_url, Event, Event.customer_id == customer.id) == []
     # The customer's choice holds in any conversation they sign in to …
     r = c.get(
         "/api/profile/consent",
@@ -464,7 +472,12 @@ def test_consent_with_a_bad_token_speaks_for_the_visitor(db_url: str) -> None:
         "/api/profile/consent",
         json={"sender": SENDER, "personalisation": False, "customer_token": expired},
     )
-    assert r.json() == {"identity": "anonymous", "personalisation": False, "token_error": "expired"}
+    assert r.json() == {
+        "identity": "anonymous",
+        "personalisation": False,
+        "token_error": "expired",
+        "deidentified_events": 0,
+    }
     assert rows(db_url, Profile, Profile.customer_id == customer.id) == []
 
 

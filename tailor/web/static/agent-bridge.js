@@ -73,7 +73,12 @@
     if (!sender) return schedule();
     var convo = sender;
     var url = "/api/updates?sender=" + encodeURIComponent(convo) + (cursor === null ? "" : "&after=" + cursor);
-    fetch(url, { cache: "no-store" })
+    var headers = {};  // a signed-in customer's conversation needs their token (chat.js keeps it)
+    try {
+      var c = JSON.parse(sessionStorage.getItem("tailor.customer") || "null");
+      if (c && c.token) headers["X-Customer-Token"] = c.token;
+    } catch (e) { /* no storage: anonymous */ }
+    fetch(url, { cache: "no-store", headers: headers })
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (b) {
         if (!b || convo !== sender) return;

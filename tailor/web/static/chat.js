@@ -359,8 +359,16 @@
 
   loadConsent();
 
-  fetch("/api/history?sender=" + encodeURIComponent(sender))
-    .then(function (r) { return r.ok ? r.json() : { messages: [] }; })
+  // A signed-in customer's conversation is readable only with their token; if it is not
+  // ours any more (the sign-in ended with the tab), start a new one.
+  currentToken()
+    .then(function (token) {
+      return fetch("/api/history?sender=" + encodeURIComponent(sender), { headers: tokenHeader(token) });
+    })
+    .then(function (r) {
+      if (r.status === 403) { sender = newSender(); localStorage.setItem(KEY, sender); loadConsent(); }
+      return r.ok ? r.json() : { messages: [] };
+    })
     .then(function (body) {
       var msgs = body.messages || [];
       if (!msgs.length) {

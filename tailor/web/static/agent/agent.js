@@ -6,7 +6,7 @@
   var POLL_MS = 2000;
   var $ = function (id) { return document.getElementById(id); };
   var state = { agent: null, selected: null, detail: null, listTimer: null, detailTimer: null,
-                lastTranscript: "" };
+                lastTranscript: "", csrf: null };
 
   function el(tag, cls, text) {
     var node = document.createElement(tag);
@@ -19,6 +19,8 @@
   function api(method, url, body) {
     var opts = { method: method, credentials: "same-origin", cache: "no-store", headers: {} };
     if (body !== undefined) { opts.headers["Content-Type"] = "application/json"; opts.body = JSON.stringify(body); }
+    // State-changing calls carry the session's CSRF token (from login or /api/agent/me).
+    if (method !== "GET" && state.csrf) opts.headers["X-CSRF-Token"] = state.csrf;
     return fetch(url, opts).then(function (r) {
       return r.json().catch(function () { return {}; }).then(function (b) {
         if (r.status === 401 && url !== "/api/agent/login") signedOut();
@@ -37,7 +39,7 @@
   // ---- sign-in ----
 
   function signedOut() {
-    state.agent = null; state.selected = null;
+    state.agent = null; state.selected = null; state.csrf = null;
     clearTimeout(state.listTimer); clearTimeout(state.detailTimer);
     $("panel").hidden = true; $("who").hidden = true; $("login").hidden = false;
     $("password").value = "";
@@ -54,7 +56,7 @@
     e.preventDefault();
     showError($("login-error"), "");
     api("POST", "/api/agent/login", { username: $("username").value, password: $("password").value })
-      .then(function (b) { $("password").value = ""; signedIn(b.username); })
+      .then(function (b) { $("password").value = ""; state.csrf = b.csrf_token; signedIn(b.username); })
       .catch(function (err) { showError($("login-error"), err.message); });
   });
 
@@ -308,5 +310,5 @@
   });
 
   // ---- start ----
-  api("GET", "/api/agent/me").then(function (b) { signedIn(b.username); }, function () { signedOut(); });
+  api("GET", "/api/agent/me").then(function (b) { state.csrf = b.csrf_token; signedIn(b.username); }, function () { signedOut(); });
 })();

@@ -288,8 +288,10 @@
 
   // ---- network ----
   Widget.prototype.api = function (path, body) {
-    var init = body === undefined ? { method: "GET" } :
+    var init = body === undefined ? { method: "GET", headers: {} } :
       { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) };
+    // Reads of a signed-in customer's conversation (history, agent updates) need their token.
+    if (body === undefined && this.token) init.headers["X-Customer-Token"] = this.token;
     init.credentials = "omit"; // the token travels in the body; no cookies cross origins
     return fetch(this.server + path, init).then(function (r) {
       return r.json().catch(function () { return {}; }).then(function (data) {
@@ -367,6 +369,12 @@
     var attempt = 0;
     function go() {
       return self.api("/api/history?sender=" + encodeURIComponent(sender)).catch(function (err) {
+        if (err.status === 403) { // another customer's conversation (or a sign-in that ended)
+          sender = self.sender = newSender();
+          self.agentCursor = null;
+          setItem("localStorage", self.keys.sender, sender);
+          return { messages: [] };
+        }
         if (!retryable(err) || attempt >= 5) throw err;
         self.setStatus(self.t.reconnecting);
         return sleep(1000 * Math.pow(2, attempt++)).then(go);
