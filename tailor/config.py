@@ -37,7 +37,7 @@ class Settings:
     """All configuration in one object; build it with :meth:`Settings.load`."""
 
     home: Path = field(default_factory=_default_home)
-    database_url: str = ""
+    database_url: str = field(default="", repr=False)  # may hold a password
     embedding_model: str = ""
     #: Texts per model call; 16 was fastest for every ONNX configuration on these cores
     #: (2026-11-25, 2,000 demo texts: fp32 64/s at 16 vs 52/s at 32, int8 100 vs 108,
@@ -93,7 +93,7 @@ class Settings:
     event_retention_days: int = 730
     #: HMAC secret shared with the store's site for signed customer tokens ("" = nobody is
     #: identified; every visitor is anonymous).
-    customer_token_secret: str = ""
+    customer_token_secret: str = field(default="", repr=False)
     #: Ranking weights (see ``tailor.recommend.personal``): review quality, review sentiment,
     #: personal affinity, segment prior, in-session signals, context, negative reactions,
     #: same-brand penalty, and MMR's λ (1.0 = no diversity).
@@ -123,11 +123,11 @@ class Settings:
     profile: str = "embedded"
     #: PostgreSQL server for the catalog and customers (production; the database is created
     #: if missing). Rasa's tracker store is the database ``<name>_tracker`` on that server.
-    postgres_url: str = "postgresql+psycopg://root@127.0.0.1:5432/tailor"
+    postgres_url: str = field(default="postgresql+psycopg://root@127.0.0.1:5432/tailor", repr=False)
     #: Redis for Rasa's lock store (production).
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_url: str = field(default="redis://127.0.0.1:6379/0", repr=False)
     #: RabbitMQ for Rasa's event broker (production).
-    rabbitmq_url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
+    rabbitmq_url: str = field(default="amqp://guest:guest@127.0.0.1:5672/%2F", repr=False)
     #: The durable queue Rasa publishes conversation events to, read by ``tailor analytics``.
     events_queue: str = "tailor_events"
     rasa_replicas: int = 2

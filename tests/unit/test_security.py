@@ -399,3 +399,22 @@ def test_admin_catalog_crud_and_import_keep_the_index_in_sync(db_url: str) -> No
         skus = set(s.scalars(select(Product.sku)))
         assert skus == {"sku-1", "c-1", "dummyjson-7"}
         assert s.scalar(select(Agent).where(Agent.username == "admin-ada")) is not None
+
+
+def test_settings_never_print_secrets_or_passwords() -> None:
+    import dataclasses
+
+    from tailor.config import Settings
+
+    s = dataclasses.replace(
+        Settings.load(),
+        customer_token_secret="s3cret-token-secret",
+        database_url="postgresql+psycopg://app:pw-db@db/tailor",
+        postgres_url="postgresql+psycopg://app:pw-pg@db/tailor",
+        redis_url="redis://:pw-redis@cache/0",
+        rabbitmq_url="amqp://app:pw-amqp@mq/%2F",
+    )
+    shown = repr(s) + str(s)
+    for secret in ("s3cret-token-secret", "pw-db", "pw-pg", "pw-redis", "pw-amqp"):
+        assert secret not in shown
+    assert s.customer_token_secret == "s3cret-token-secret"  # still there to use
