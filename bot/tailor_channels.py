@@ -64,6 +64,7 @@ from rasa.core.channels.twilio import TwilioInput, TwilioOutput
 from rasa.shared.constants import INTENT_MESSAGE_PREFIX
 from rasa.shared.core.constants import USER_INTENT_RESTART
 from sanic import Blueprint, response
+from sanic.exceptions import InvalidUsage
 from sanic.request import Request
 from sanic.response import HTTPResponse
 from slack_sdk.web.async_client import AsyncWebClient
@@ -226,6 +227,13 @@ def guard_turns(
     return handle
 
 
+#: Longest ``sender`` the REST webhook takes (the SQL tracker store's ``sender_id`` column).
+MAX_SENDER_ID = 255
+#: Longest ``message`` it takes, as the web app's chat API (tailor/web/app.py): a 100,000
+#: character message kept the action server busy for over a minute.
+MAX_MESSAGE_CHARS = 2000
+
+
 class TailorRestInput(RestInput):
     """The REST webhook, with metadata as a bounded object and the channel label pinned."""
 
@@ -237,6 +245,29 @@ class TailorRestInput(RestInput):
     def get_metadata(self, request: Request) -> dict[str, Any] | None:
         """The request's ``metadata`` if it is a JSON object of bounded size."""
         return metadata_from_body(request.json)
+
+    async def _extract_sender(self, req: Request) -> str | None:
+        """The ``sender``, once the body is checked (Rasa reads it first): a JSON object with a
+        non-empty string ``sender`` and a string ``message`` of at most
+        :data:`MAX_MESSAGE_CHARS`, else 400 with the reason.
+
+        Rasa's own would answer a body that is not an object (empty, ``null``, a list) with a
+        500, and file a message without a sender under the shared conversation ``default``.
+        """
+        body = req.json
+        if not isinstance(body, dict):
+            raise InvalidUsage("the body must be a JSON object with 'sender' and 'message'")
+        sender = body.get("sender")
+        if not isinstance(sender, str) or not sender.strip() or len(sender) > MAX_SENDER_ID:
+            raise InvalidUsage(
+                f"'sender' must be a non-empty string of at most {MAX_SENDER_ID} characters"
+            )
+        message = body.get("message")
+        if not isinstance(message, str):
+            raise InvalidUsage("'message' must be a string")
+        if len(message) > MAX_MESSAGE_CHARS:
+            raise InvalidUsage(f"'message' is longer than {MAX_MESSAGE_CHARS} characters")
+        return sender
 
     def _extract_input_channel(self, req: Request) -> str:
         """Always ``rest``: a caller must not choose the channel its message is recorded under."""

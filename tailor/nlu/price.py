@@ -8,6 +8,7 @@ never parse.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -132,6 +133,16 @@ def _word_value(words: str) -> float | None:
     return float(value) if value else None
 
 
+# How far left of an amount its cue words are looked for. The longest cue ("somewhere
+# around", "under a budget of just") is well inside it; a bounded window keeps a message
+# with thousands of amounts linear instead of quadratic.
+_LOOKBACK = 80
+
+
+def _left(start: int) -> int:
+    return max(0, start - _LOOKBACK)
+
+
 def _amounts(text: str) -> list[_Amount]:
     found: list[_Amount] = []
     for m in _AMOUNT.finditer(text):
@@ -154,12 +165,14 @@ def _amounts(text: str) -> list[_Amount]:
         marked = bool(m.group("pre") or m.group("post") or m.group("k"))
         if m.group("k"):
             value *= 1000
+        if not math.isfinite(value):
+            continue  # hundreds of digits: not a price anyone means
         if not is_digit and not marked and value < 20:
             continue  # "two", "first two": small word numbers need a currency word
         if not marked:
             if _NON_PRICE_UNIT.match(text, m.end()):
                 continue
-            if _NON_PRICE_LEFT.search(text, 0, m.start()):
+            if _NON_PRICE_LEFT.search(text, _left(m.start()), m.start()):
                 continue
         found.append(_Amount(value, marked, m.start(), end))
     return found
@@ -214,10 +227,9 @@ _RANGE_CUE = re.compile(
 
 
 def _before_kind(text: str, start: int) -> tuple[str, int] | None:
-    left = text[:start]
     best: tuple[str, int] | None = None
     for kind, pattern in _BEFORE.items():
-        m = pattern.search(left)
+        m = pattern.search(text, _left(start), start)
         if m and (best is None or m.start() < best[1]):
             best = (kind, m.start())
     return best
@@ -287,7 +299,7 @@ def _parse(text: str) -> tuple[PriceRange | None, list[tuple[int, int]]]:
         if not _RANGE_JOIN.match(gap) or len(gap) > 6:
             continue
         joiner = gap.strip()
-        cue = _RANGE_CUE.search(lowered, 0, a.start)
+        cue = _RANGE_CUE.search(lowered, _left(a.start), a.start)
         if joiner in ("and", "&") and not (cue and cue.group(0).strip().startswith("between")):
             continue
         if not (a.marked or b.marked or cue):

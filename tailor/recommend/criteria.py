@@ -6,6 +6,7 @@ Pure logic: no Rasa, no database. The action reads slots into :class:`Criteria`,
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -124,36 +125,47 @@ class Criteria:
     def from_slots(cls, slots: Mapping[str, Any]) -> Criteria:
         """Read criteria back from slot values; tolerant of missing or mistyped slots."""
 
+        def as_text(value: Any) -> str | None:
+            # A slot set by a client or an old tracker may hold anything JSON allows; only
+            # text (and a number, e.g. a size of 10) is read, the rest is dropped.
+            if isinstance(value, bool):
+                return None
+            if isinstance(value, int | float) and math.isfinite(value):
+                return str(value)
+            return value if isinstance(value, str) and value else None
+
         def as_tuple(value: Any) -> tuple[str, ...]:
-            if not value:
-                return ()
-            if isinstance(value, str):
-                return (value,)
-            return tuple(str(v) for v in value)
+            items = value if isinstance(value, list | tuple) else [value]
+            return tuple(t for t in map(as_text, items) if t is not None)
 
         def as_float(value: Any) -> float | None:
-            try:
-                return None if value in (None, "") else float(value)
-            except (TypeError, ValueError):
+            if isinstance(value, bool) or value in (None, ""):
                 return None
+            try:
+                number = float(value)
+            except (TypeError, ValueError, OverflowError):
+                return None
+            return number if math.isfinite(number) else None
 
         similar = slots.get("similar_to")
         try:
-            similar_id = int(similar) if similar not in (None, "") else None
-        except (TypeError, ValueError):
+            similar_id = (
+                None if similar in (None, "") or isinstance(similar, bool) else int(similar)
+            )
+        except (TypeError, ValueError, OverflowError):
             similar_id = None
         return cls(
-            product_type=slots.get("product_type") or None,
-            category=slots.get("category") or None,
+            product_type=as_text(slots.get("product_type")),
+            category=as_text(slots.get("category")),
             brands=as_tuple(slots.get("brand")),
             exclude_brands=as_tuple(slots.get("exclude_brands")),
-            colour=slots.get("colour") or None,
+            colour=as_text(slots.get("colour")),
             exclude_colours=as_tuple(slots.get("exclude_colours")),
-            material=slots.get("material") or None,
-            size=slots.get("size") or None,
+            material=as_text(slots.get("material")),
+            size=as_text(slots.get("size")),
             price_min=as_float(slots.get("price_min")),
             price_max=as_float(slots.get("price_max")),
-            query=slots.get("query") or None,
+            query=as_text(slots.get("query")),
             similar_to=similar_id,
         )
 
@@ -205,11 +217,15 @@ class Entity:
     @classmethod
     def from_rasa(cls, raw: Mapping[str, Any]) -> Entity:
         """From Rasa's entity dict (``entity``, ``value``, ``start``, ``end``)."""
+
+        def offset(value: Any) -> int | None:
+            return value if isinstance(value, int) and not isinstance(value, bool) else None
+
         return cls(
             entity=str(raw.get("entity", "")),
             value=str(raw.get("value", "")),
-            start=raw.get("start"),
-            end=raw.get("end"),
+            start=offset(raw.get("start")),
+            end=offset(raw.get("end")),
         )
 
 
@@ -397,7 +413,8 @@ def _apply_entities(
         negated = negative or (
             ent.start is not None
             and ent.end is not None
-            and is_negated(text, int(ent.start), int(ent.end))
+            and 0 <= ent.start <= ent.end <= len(text)  # a span of another text is ignored
+            and is_negated(text, ent.start, ent.end)
         )
         if ent.entity == "brand":
             brand = vocab.brand(ent.value)

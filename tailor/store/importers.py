@@ -409,8 +409,16 @@ def _dummyjson_record(item: Any, position: int, errors: list[RowError]) -> Produ
     tags = item.get("tags") or []
     if not isinstance(tags, list):
         fail("tags", tags, "is not a list")
+        tags = []
+    images = item.get("images") or []
+    if not isinstance(images, list):
+        fail("images", images, "is not a list")
+    raw_reviews = item.get("reviews") or []
+    if not isinstance(raw_reviews, list):
+        fail("reviews", raw_reviews, "is not a list")
+        raw_reviews = []
     reviews: list[ReviewRecord] = []
-    for j, raw in enumerate(item.get("reviews") or [], 1):
+    for j, raw in enumerate(raw_reviews, 1):
         where = f"reviews[{j}]"
         if not isinstance(raw, Mapping):
             fail(where, raw, "is not an object")
@@ -448,7 +456,7 @@ def _dummyjson_record(item: Any, position: int, errors: list[RowError]) -> Produ
         "shipping": item.get("shippingInformation"),
         "return_policy": item.get("returnPolicy"),
         "minimum_order_quantity": item.get("minimumOrderQuantity"),
-        "images": list(item.get("images") or []),
+        "images": images,
     }
     return ProductRecord(
         sku=f"dummyjson-{parsed['id']}",
@@ -607,6 +615,9 @@ def import_csv(
     path = Path(path)
     text = _read_text(path, encoding)
     first_line = text.split("\n", 1)[0]
+    # The whole file is already in memory, so the csv module's per-field cap (128 KiB) guards
+    # nothing here; without raising it one long description aborts the whole import.
+    csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(first_line, path))
     try:
         header = next(reader)
