@@ -188,14 +188,18 @@ class ShownProduct:
         """Parse one slot entry; ``None`` if it is malformed."""
         try:
             if isinstance(value, Mapping):
+                price = float(value.get("price") or 0.0)
+                brand, colour = value.get("brand"), value.get("colour")
                 return cls(
                     id=int(value["id"]),
-                    price=float(value.get("price") or 0.0),
-                    brand=value.get("brand"),
-                    colour=value.get("colour"),
+                    price=price if math.isfinite(price) else 0.0,
+                    brand=brand if isinstance(brand, str) else None,
+                    colour=colour if isinstance(colour, str) else None,
                 )
+            if isinstance(value, bool):
+                return None
             return cls(id=int(value), price=0.0)
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):  # int(inf) overflows
             return None
 
 

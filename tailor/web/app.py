@@ -20,6 +20,7 @@ Rate limits, CSRF and roles: :mod:`tailor.web.security`; the catalog API: :mod:`
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import threading
@@ -32,8 +33,9 @@ from typing import Any, Literal
 
 import httpx
 from fastapi import FastAPI, Header, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 from sqlalchemy import select
@@ -130,6 +132,11 @@ class ChatIn(BaseModel):
         v = v.strip()
         if not v:
             raise ValueError("message must not be blank")
+        try:
+            v.encode("utf-8")
+        except UnicodeEncodeError:
+            # a lone surrogate ("\ud800" in the JSON) is valid JSON but not text
+            raise ValueError("message must be valid Unicode text") from None
         return v
 
     def metadata(self) -> dict[str, Any]:
@@ -312,6 +319,23 @@ def create_app(
         await client.aclose()
 
     app = FastAPI(title="Tailor", version="0.1.0", lifespan=lifespan)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, exc: RequestValidationError) -> Response:
+        """422 with what was wrong and where, never the input itself: FastAPI's default echoes
+        it (a 100 kB message back to the caller, or a lone surrogate that cannot be encoded,
+        which turned the error page into a 500)."""
+        detail = [
+            {
+                "type": str(err.get("type", "")),
+                "loc": [str(part) for part in err.get("loc", ())],
+                "msg": str(err.get("msg", "")),
+            }
+            for err in exc.errors()
+        ]
+        body = json.dumps({"detail": detail}, ensure_ascii=True)
+        return Response(body, status_code=422, media_type="application/json")
+
     # A flood is refused before validation or the database see it; added first, so it runs
     # inside CORS and a widget on a store's page can read the 429 and its Retry-After.
     app.add_middleware(RateLimitMiddleware, limits=limits)

@@ -274,3 +274,23 @@ def test_brand_lookup_never_lists_a_colour_word() -> None:
         if "lookup" in t
     }
     assert "Nike" in tables["brand"] and "Blue" not in tables["brand"]
+
+
+def test_shown_slot_entries_that_are_not_products_are_dropped() -> None:
+    from tailor.recommend.criteria import shown_from_slot
+
+    shown = shown_from_slot(
+        [
+            {"id": 5, "price": 10.0, "brand": "Acme", "colour": "red"},
+            {"id": float("inf")},
+            float("inf"),
+            {"id": 6, "price": float("nan"), "brand": ["x"], "colour": 3},
+            True,
+            "7",
+        ]
+    )
+    assert [(s.id, s.price, s.brand, s.colour) for s in shown] == [
+        (5, 10.0, "Acme", "red"),
+        (6, 0.0, None, None),
+        (7, 0.0, None, None),
+    ]
