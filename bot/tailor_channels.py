@@ -129,6 +129,8 @@ def metadata_from_body(body: Any) -> dict[str, Any] | None:
 FALLBACK_TEXT = (
     "Sorry, I'm having trouble finding products right now — please try again in a moment."
 )
+#: The answer to a message with no words (empty or only whitespace).
+BLANK_TEXT = "What are you looking for? Tell me a product, a brand or a price range."
 #: Seconds Rasa waits for one custom action call.
 ACTION_TIMEOUT_ENV = "TAILOR_ACTION_TIMEOUT"
 DEFAULT_ACTION_TIMEOUT = 10.0
@@ -207,6 +209,11 @@ def guard_turns(
     install_action_guard(action_timeout())
 
     async def handle(message: UserMessage) -> Any:
+        if not (message.text or "").strip():
+            # Nothing to understand (Rasa's featurizers even fail on it): ask, don't guess.
+            # Nothing is lost - the message carried no words - and no turn is stored.
+            await message.output_channel.send_text_message(message.sender_id, BLANK_TEXT)
+            return None
         turn = _Turn()
         token = _turn.set(turn)
         try:

@@ -53,18 +53,19 @@ SCRIPT = textwrap.dedent(
     async def turn(text):
         out = CollectingOutputChannel()
         try:
-            await handle(UserMessage(text, out, sender_id=text))
+            await handle(UserMessage(text, out, sender_id=text or "empty"))
         except RuntimeError:
             pass
         return [m.get("text") for m in out.messages]
 
     async def main():
-        names = ["fail", "reply", "fail reply", "ok", "raise"]
+        names = ["fail", "reply", "fail reply", "ok", "raise", " ", ""]
         answers = await asyncio.gather(*(turn(n) for n in names))
         print(json.dumps({
             "answers": dict(zip(names, answers)),
             "timeout": rasa_action.DEFAULT_REQUEST_TIMEOUT,
             "fallback": tc.FALLBACK_TEXT,
+            "blank": tc.BLANK_TEXT,
             "errors": errors,
         }))
 
@@ -102,6 +103,8 @@ def test_failed_turns_get_the_apology_and_only_they() -> None:
         "fail reply": ["hello"],  # the shopper got an answer: no apology on top
         "ok": [],  # nothing failed: silence is the bot's choice (e.g. a human took over)
         "raise": [sorry],
+        " ": [out["blank"]],  # no words: a question back, without running the bot
+        "": [out["blank"]],
     }
 
 
