@@ -31,6 +31,7 @@ from tailor.nlu.vocab import Vocabulary
 from tailor.privacy.redaction import CARD, EMAIL, PHONE, luhn_valid, redact
 from tailor.profiles.psychographics import extract_preferences
 from tailor.recommend.criteria import (
+    CRITERIA_SLOTS,
     Criteria,
     Entity,
     apply_turn,
@@ -272,20 +273,7 @@ json_values = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
     max_leaves=6,
 )
-SLOT_NAMES = [
-    "product_type",
-    "category",
-    "brand",
-    "exclude_brands",
-    "colour",
-    "exclude_colours",
-    "material",
-    "size",
-    "price_min",
-    "price_max",
-    "query",
-    "similar_to",
-]
+SLOT_NAMES = list(CRITERIA_SLOTS)
 slots = st.dictionaries(st.sampled_from(SLOT_NAMES), json_values)
 
 
