@@ -45,6 +45,16 @@ class Deployment:
         resp.raise_for_status()
         return list(resp.json())
 
+    def tracker(self, sender: str) -> dict[str, Any]:
+        """The conversation's tracker from Rasa's HTTP API (with its token)."""
+        resp = httpx.get(
+            f"{self.settings.rasa_url}/conversations/{sender}/tracker",
+            params={"token": self.rasa_token},
+            timeout=30,
+        )
+        resp.raise_for_status()
+        return dict(resp.json())
+
 
 def prepare_bot(home: Path) -> Path:
     """A private copy of the Rasa project so generated lookups never touch the checkout."""

@@ -9,7 +9,6 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -62,16 +61,6 @@ def conversation(deployment: Deployment) -> tuple[str, Customer]:
     return sender, customer
 
 
-def tracker(dep: Deployment, sender: str) -> dict[str, Any]:
-    resp = httpx.get(
-        f"{dep.settings.rasa_url}/conversations/{sender}/tracker",
-        params={"token": dep.rasa_token},
-        timeout=30,
-    )
-    resp.raise_for_status()
-    return dict(resp.json())
-
-
 def login(c: TestClient, user: str = "alice-api") -> None:
     """Sign in; state-changing calls then carry the session's CSRF token, as the panel does."""
     c.cookies.clear()
@@ -101,7 +90,7 @@ def test_every_agent_route_needs_a_session(
     client.cookies.set(COOKIE, "forged-token")
     for method, url, body in protected:
         assert client.request(method, url, json=body).status_code == 401, url
-    assert not tracker(deployment, sender)["paused"]
+    assert not deployment.tracker(sender)["paused"]
     assert client.get("/agent").status_code == 200  # the page itself carries no data
 
 
@@ -171,7 +160,7 @@ def test_takeover_message_card_handback_on_the_real_tracker(
     start = client.get("/api/updates", params={"sender": sender}, headers=shopper).json()
     assert client.post(f"{url}/message", json={"text": "hello"}).status_code == 409
     assert client.post(f"{url}/takeover").status_code == 200
-    tr = tracker(deployment, sender)
+    tr = deployment.tracker(sender)
     assert tr["paused"]
     assert "person has joined" in tr["events"][-1]["text"]
     # The bot is quiet while a person has the conversation.
@@ -181,7 +170,7 @@ def test_takeover_message_card_handback_on_the_real_tracker(
     pid = client.get(url).json()["suggestions"]["products"][0]["id"]
     assert client.post(f"{url}/card", json={"product_id": pid}).status_code == 200
     assert client.post(f"{url}/card", json={"product_id": 10**9}).status_code == 404
-    bots = [e for e in tracker(deployment, sender)["events"] if e["event"] == "bot"]
+    bots = [e for e in deployment.tracker(sender)["events"] if e["event"] == "bot"]
     assert bots[-2]["text"] == "Hi, Alice here"
     assert bots[-1]["data"]["custom"]["products"][0]["id"] == pid
 
@@ -195,7 +184,7 @@ def test_takeover_message_card_handback_on_the_real_tracker(
     assert "Hi, Alice here" in texts and upd["paused"]
 
     assert client.post(f"{url}/handback").status_code == 200
-    assert not tracker(deployment, sender)["paused"]
+    assert not deployment.tracker(sender)["paused"]
     factory = make_session_factory(deployment.settings.database_url)
     with factory() as s:
         kinds = [

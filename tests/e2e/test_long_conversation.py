@@ -14,7 +14,6 @@ import textwrap
 import uuid
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tailor.runtime.rasa import RASA_PLUGINS, rasa_env
@@ -66,13 +65,7 @@ def test_long_conversation_keeps_criteria_across_new_sessions(deployment: Deploy
             assert p.category.endswith("Running Shoes"), p.category
             assert p.price <= 80, p.price
     # nothing is lost: the full history still holds every message, in order
-    resp = httpx.get(
-        f"{dep.settings.rasa_url}/conversations/{sender}/tracker",
-        params={"token": dep.rasa_token},
-        timeout=30,
-    )
-    resp.raise_for_status()
-    texts = [e.get("text") for e in resp.json()["events"] if e.get("event") == "user"]
+    texts = [e.get("text") for e in dep.tracker(sender)["events"] if e.get("event") == "user"]
     assert texts == said
     # and what Rasa loads per message is bounded: the latest session only
     with sqlite3.connect(db) as conn:

@@ -63,16 +63,6 @@ def rasa_token_env(deployment: Deployment) -> Iterator[None]:
             os.environ["TAILOR_RASA_TOKEN"] = previous
 
 
-def tracker(dep: Deployment, sender: str) -> dict[str, Any]:
-    resp = httpx.get(
-        f"{dep.settings.rasa_url}/conversations/{sender}/tracker",
-        params={"token": dep.rasa_token},
-        timeout=30,
-    )
-    resp.raise_for_status()
-    return dict(resp.json())
-
-
 # -- Rasa's API and secrets -----------------------------------------------------------------
 
 
@@ -122,7 +112,7 @@ def test_cross_site_post_to_the_panel_is_refused(
         assert c.post(url, headers={"Origin": evil}).status_code == 403
         assert c.post(url, headers={"Origin": evil, CSRF_HEADER: csrf}).status_code == 403
         assert c.post(url).status_code == 403  # no token at all
-        assert not tracker(deployment, sender)["paused"]
+        assert not deployment.tracker(sender)["paused"]
         # A cross-site login attempt (login CSRF) is refused too.
         login = {"username": AGENT, "password": PASSWORD}
         assert c.post("/api/agent/login", json=login, headers={"Origin": evil}).status_code == 403
@@ -136,7 +126,7 @@ def test_cross_site_post_to_the_panel_is_refused(
         own = web_url.rstrip("/")
         ok = c.post(url, headers={"Origin": own, CSRF_HEADER: csrf})
         assert ok.status_code == 200, ok.text
-        assert tracker(deployment, sender)["paused"]
+        assert deployment.tracker(sender)["paused"]
         back = f"/api/agent/conversations/{sender}/handback"
         assert c.post(back, headers={"Origin": own, CSRF_HEADER: csrf}).status_code == 200
 
@@ -362,7 +352,7 @@ def panel_route(
             r = w.c.request(method, url, json=body, headers={CSRF_HEADER: csrf})
             assert r.status_code == 403, (url, r.text)
             w.sign_in(None)
-        assert not tracker(w.dep, w.sender_a).get("paused")
+        assert not w.dep.tracker(w.sender_a).get("paused")
 
     return check
 
