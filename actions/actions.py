@@ -383,14 +383,26 @@ class ActionRecommend(TailorAction):
             values["seen"] = list(dict.fromkeys([*seen, *ids]))
         events = slot_changes(tracker, values)
         obs = await observing.finish()  # long done by now: the message is logged before them
+        # What was asked and how well it was answered, for the dashboard's "queries with no
+        # good results" (the text is redacted like every stored message).
+        asked = {
+            "criteria": crit.to_slots(),
+            "query": redact(crit.query_text() or text)[:200],
+            "total_matches": result.total_matches,
+        }
         if result.suggestions:
+            top = max(s.signals.get("relevance", 0.0) for s in result.suggestions)
             await asyncio.to_thread(
                 rec.record,
                 "shown",
                 tracker.sender_id,
                 ids,
-                {"criteria": crit.to_slots(), "personalised": shopper.personalised},
+                {**asked, "personalised": shopper.personalised, "top_relevance": round(top, 4)},
                 obs.customer_id,
+            )
+        elif not crit.is_empty():
+            await asyncio.to_thread(
+                rec.record, "no_results", tracker.sender_id, [], asked, obs.customer_id
             )
         return events
 

@@ -179,6 +179,7 @@ _KIND_WORDS = {
     "cart": "item added to your cart",
     "purchase": "purchase",
     "handoff": "request for a person",
+    "no_results": "search that found nothing",
 }
 
 

@@ -23,6 +23,7 @@ EVENT_KINDS: frozenset[str] = frozenset(
         "purchase",
         "handoff",
         "message",
+        "no_results",
     }
 )
 

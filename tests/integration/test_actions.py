@@ -26,6 +26,7 @@ from tailor.recommend.service import Recommender
 from tailor.retrieval import ProductSearch
 from tailor.store import Product, make_session_factory
 from tailor.store.catalog import get_products
+from tailor.store.events import events_for
 
 pytestmark = pytest.mark.slow
 
@@ -184,12 +185,30 @@ async def test_impossible_request_says_so_and_offers_relaxations(recommender: Re
         text,
         "ask_recommendation",
         [span(text, "product_type", "running shoes"), span(text, "price", "under $1")],
+        sender="miss-user",
     )
     d, slots = await run(ActionRecommend(recommender), t)
     assert not cards(d)
     body = d.messages[0]["text"]
     assert "couldn't find" in body and "higher budget" in body
     assert slots.get("shown") is None
+    # the miss is logged for the dashboard's "queries with no good results"
+    with recommender.session_factory() as session:
+        misses = events_for(session, "miss-user", "no_results")
+    assert [m.payload["query"] for m in misses] == ["running shoes"]
+    assert misses[0].payload["total_matches"] == 0
+
+
+async def test_shown_event_records_query_and_relevance(recommender: Recommender) -> None:
+    text = "running shoes"
+    t = tracker(text, "ask_recommendation", [span(text, "product_type", text)], sender="shown-1")
+    d, _ = await run(ActionRecommend(recommender), t)
+    with recommender.session_factory() as session:
+        shown = events_for(session, "shown-1", "shown")
+    assert [e.product_id for e in shown] == [c["id"] for c in cards(d)]
+    assert {e.payload["query"] for e in shown} == {"running shoes"}
+    top = max(c["signals"]["relevance"] for c in cards(d))
+    assert shown[0].payload["top_relevance"] == pytest.approx(top, abs=1e-4)
 
 
 async def test_generic_request_asks_what_to_find(recommender: Recommender) -> None:
