@@ -33,6 +33,7 @@ from tailor.retrieval import ProductSearch
 from tailor.store.catalog import ProductRecord, delete_products, get_product, upsert_products
 from tailor.store.importers import ImportSummary, import_csv, import_dummyjson
 from tailor.store.models import Product
+from tailor.web.errors import unprocessable
 from tailor.web.security import AgentUser, PanelAuth
 
 log = logging.getLogger(__name__)
@@ -279,7 +280,7 @@ def admin_router(
             record = _record_of(load(session, product_id))
             for name, value in body.model_dump(exclude_unset=True).items():
                 if value is None and name in ("title", "category", "price", "currency"):
-                    raise HTTPException(422, f"{name} cannot be removed")
+                    raise unprocessable(f"{name} cannot be removed", "body", name)
                 setattr(record, name, value if value is not None else _empty(name))
             counts = upsert_products(session, [record], replace_reviews=False)
             out = product_json(load(session, product_id))
@@ -308,7 +309,7 @@ def admin_router(
         mapping: dict[str, str] = {}
         for item in map or []:
             if "=" not in item:
-                raise HTTPException(422, f"map takes FIELD=COLUMN, got {item!r}")
+                raise unprocessable(f"map takes FIELD=COLUMN, got {item!r}", "query", "map")
             key, column = item.split("=", 1)
             mapping[key.strip()] = column.strip()
         data = bytearray()
@@ -317,7 +318,7 @@ def admin_router(
             if len(data) > MAX_IMPORT_BYTES:
                 raise HTTPException(413, f"A catalog file may be at most {MAX_IMPORT_BYTES} bytes.")
         if not data:
-            raise HTTPException(422, "Send the catalog file as the request body.")
+            raise unprocessable("Send the catalog file as the request body.", "body")
         suffix = ".json" if format == "dummyjson" else ".csv"
         fd, name = tempfile.mkstemp(prefix="tailor-import-", suffix=suffix)  # mode 0600
         try:
@@ -331,7 +332,7 @@ def admin_router(
                         import_csv, factory(), Path(name), mapping or None
                     )
             except ValueError as exc:  # unreadable file, unknown mapping: the message says why
-                raise HTTPException(422, str(exc)) from exc
+                raise unprocessable(str(exc), "body") from exc
         finally:
             Path(name).unlink(missing_ok=True)
         if summary.imported or summary.updated > summary.unchanged:

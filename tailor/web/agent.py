@@ -55,6 +55,8 @@ from tailor.store.agents import (
 )
 from tailor.store.catalog import get_product
 from tailor.store.models import Customer, Event, as_utc, utcnow
+from tailor.web.errors import unprocessable
+from tailor.web.rasa_http import RasaHTTP
 from tailor.web.security import (
     COOKIE,
     AgentUser,
@@ -279,7 +281,7 @@ class _RecommenderHolder:
 
 def agent_router(
     settings: Settings,
-    client: httpx.AsyncClient,
+    client: RasaHTTP,
     factory: Callable[[], sessionmaker[Session]],
     recommender: Callable[[], Recommender] | None = None,
     limits: Limits | None = None,
@@ -306,7 +308,9 @@ def agent_router(
 
     def check_sender(sender: str) -> str:
         if not SENDER_RE.match(sender):
-            raise HTTPException(422, "sender must be 6-128 characters of letters, digits, _ . : -")
+            raise unprocessable(
+                "sender must be 6-128 characters of letters, digits, _ . : -", "path", "sender"
+            )
         return sender
 
     async def tracker(sender: str) -> dict[str, Any] | None:

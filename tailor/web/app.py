@@ -53,7 +53,9 @@ from tailor.store.profiles import customer_by_external_id, profile_for
 from tailor.web.admin import IndexSync, admin_router
 from tailor.web.agent import agent_router
 from tailor.web.demo import DEMO_TOKEN_TTL, demo_customer_list
+from tailor.web.errors import unprocessable
 from tailor.web.privacy import privacy_router
+from tailor.web.rasa_http import RasaHTTP
 from tailor.web.security import (
     Limits,
     PanelAuth,
@@ -298,7 +300,7 @@ def create_app(
             "set TAILOR_CUSTOMER_TOKEN_SECRET to a long random value"
         )
     token = os.environ.get("TAILOR_RASA_TOKEN", "")
-    client = httpx.AsyncClient(base_url=settings.rasa_url, timeout=30.0)
+    client = RasaHTTP(settings.rasa_url, timeout=30.0)
     sessions: Callable[[], sessionmaker[Session]] = _LazySessions(settings.database_url)
     limits = Limits(security)
     auth = PanelAuth(sessions, security)
@@ -311,7 +313,7 @@ def create_app(
         try:
             return _check_token(value)
         except ValueError as exc:
-            raise HTTPException(422, str(exc)) from exc
+            raise unprocessable(str(exc), "header", "x-customer-token") from exc
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -399,7 +401,7 @@ def create_app(
         """The conversation's messages; a customer's conversation needs their token
         (``X-Customer-Token``)."""
         if not SENDER_RE.match(sender):
-            raise HTTPException(422, SENDER_RULE)
+            raise unprocessable(SENDER_RULE, "query", "sender")
         await asyncio.to_thread(check_sender_access, sender, header_token(x_customer_token))
         try:
             resp = await client.get(
@@ -469,7 +471,7 @@ def create_app(
         Nothing is stored: a profile that does not exist yet reads as the default (allowed).
         """
         if not SENDER_RE.match(sender):
-            raise HTTPException(422, SENDER_RULE)
+            raise unprocessable(SENDER_RULE, "query", "sender")
         tok = header_token(x_customer_token)
         with sessions().begin() as session:
             authorise_sender(session, sender, tok, secret)

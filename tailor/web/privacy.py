@@ -32,6 +32,7 @@ from tailor.privacy import (
 )
 from tailor.profiles.identity import identify
 from tailor.store.profiles import customer_by_external_id
+from tailor.web.errors import unprocessable
 
 #: Same rules as the chat API (``tailor.web.app``).
 SENDER_RE = re.compile(r"^[A-Za-z0-9_.:-]{6,128}$")
@@ -79,11 +80,11 @@ def privacy_router(
     def subject(session: Session, sender: str, token: str | None) -> Subject:
         """Who is asking: the customer a valid token names, else the conversation's visitor."""
         if not SENDER_RE.match(sender):
-            raise HTTPException(422, SENDER_RULE)
+            raise unprocessable(SENDER_RULE, "sender")
         if not token:
             return Subject(sender_id=sender)
         if not TOKEN_RE.match(token):
-            raise HTTPException(422, "the customer token must be a signed token")
+            raise unprocessable("the customer token must be a signed token", "customer_token")
         if not secret:
             raise HTTPException(403, "Signed-in requests need a customer token secret.")
         who = identify(sender, {"customer_token": token}, secret)
