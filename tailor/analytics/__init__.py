@@ -7,6 +7,7 @@ production profile starts it for you. See :mod:`tailor.analytics.consumer`.
 from tailor.analytics.events import (
     ConversationEvent,
     EventBatch,
+    ForgottenSender,
     InvalidEvent,
     event_key,
     parse_event,
@@ -16,6 +17,7 @@ from tailor.analytics.events import (
 __all__ = [
     "ConversationEvent",
     "EventBatch",
+    "ForgottenSender",
     "InvalidEvent",
     "event_key",
     "parse_event",

@@ -14,7 +14,13 @@ import json
 
 from sqlalchemy import Engine, bindparam, create_engine, text
 
-from tailor.analytics.events import EventBatch, InvalidEvent, parse_event, store_events
+from tailor.analytics.events import (
+    EventBatch,
+    InvalidEvent,
+    create_tables,
+    parse_event,
+    store_events,
+)
 
 #: Tracker rows read and stored per transaction.
 CHUNK = 1000
@@ -25,6 +31,7 @@ def backfill_from_tracker(
 ) -> EventBatch:
     """Store every event of Rasa's SQL tracker store at ``tracker_url`` (only ``senders``'
     conversations when given) that ``conversation_events`` lacks; returns what was done."""
+    create_tables(engine)
     tracker = create_engine(tracker_url)
     total = EventBatch()
     last_id = 0
@@ -55,5 +62,6 @@ def backfill_from_tracker(
             done = store_events(engine, parsed)
             total.inserted += done.inserted
             total.duplicates += done.duplicates
+            total.forgotten += done.forgotten
     finally:
         tracker.dispose()

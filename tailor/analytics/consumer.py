@@ -51,6 +51,7 @@ class Counters:
     received: int = 0
     inserted: int = 0
     duplicates: int = 0
+    forgotten: int = 0
     malformed: int = 0
     reconnects: int = 0
 
@@ -58,7 +59,7 @@ class Counters:
         """One log line."""
         return (
             f"received={self.received} inserted={self.inserted} duplicates={self.duplicates} "
-            f"malformed={self.malformed} reconnects={self.reconnects}"
+            f"forgotten={self.forgotten} malformed={self.malformed} reconnects={self.reconnects}"
         )
 
 
@@ -152,6 +153,7 @@ class Consumer:
         result = store_events(self.engine, pending)
         self.counters.inserted += result.inserted
         self.counters.duplicates += result.duplicates
+        self.counters.forgotten += result.forgotten
 
     def _dead_letter(self, channel: BlockingChannel, body: bytes, reason: str) -> None:
         import pika

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, Float, Integer, String, Text
+from sqlalchemy import DateTime, Engine, Float, Integer, String, Text, delete, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -44,6 +44,24 @@ class ConversationEvent(AnalyticsBase):
     )
 
 
+class ForgottenSender(AnalyticsBase):
+    """A conversation whose shopper asked to be forgotten (a tombstone).
+
+    Forgetting deletes the conversation's rows, but Rasa publishes the events of the turn
+    that ran "forget me" after that turn (the confirmation, the bot's answer), and a broker
+    may redeliver older ones: without the tombstone the consumer would store them again.
+    Events of the sender are dropped until a ``session_started`` newer than
+    ``forgotten_at`` - the shopper writing again, in a new conversation - lifts it.
+    """
+
+    __tablename__ = "forgotten_senders"
+
+    #: :func:`sender_hash` of the conversation id: the tombstone names no one in clear.
+    sender_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: When it was forgotten (Unix seconds, like Rasa's event timestamps).
+    forgotten_at: Mapped[float] = mapped_column(Float, nullable=False)
+
+
 class InvalidEvent(ValueError):
     """A message that is not a Rasa event (not JSON, not an object, no sender or type)."""
 
@@ -66,6 +84,8 @@ class EventBatch:
 
     inserted: int = 0
     duplicates: int = 0
+    #: Events of forgotten conversations, dropped (see :class:`ForgottenSender`).
+    forgotten: int = 0
 
 
 def exchange_name(queue: str) -> str:
@@ -115,19 +135,73 @@ def parse_event(raw: bytes | str) -> ParsedEvent:
 
 
 def create_tables(engine: Engine) -> None:
-    """Create ``conversation_events`` if it does not exist."""
+    """Create ``conversation_events`` and ``forgotten_senders`` if they do not exist."""
     AnalyticsBase.metadata.create_all(engine)
+
+
+def sender_hash(sender_id: str) -> str:
+    """SHA-256 of a conversation id, as kept in :class:`ForgottenSender`."""
+    return hashlib.sha256(sender_id.encode("utf-8")).hexdigest()
+
+
+def drop_forgotten(
+    events: list[ParsedEvent], tombstones: dict[str, float]
+) -> tuple[list[ParsedEvent], set[str]]:
+    """``events`` without those of forgotten conversations (``tombstones``: sender id →
+    forgotten at), in order; and the senders whose tombstone a new session lifted.
+
+    A sender's events are dropped until its first ``session_started`` stamped after it was
+    forgotten; that event and the sender's later ones are kept.
+    """
+    if not tombstones:
+        return events, set()
+    kept: list[ParsedEvent] = []
+    lifted: set[str] = set()
+    for e in events:
+        at = tombstones.get(e.sender_id)
+        if at is not None and e.sender_id not in lifted:
+            new_session = e.event_type == "session_started" and (e.timestamp or 0.0) > at
+            if not new_session:
+                continue
+            lifted.add(e.sender_id)
+        kept.append(e)
+    return kept, lifted
 
 
 def store_events(engine: Engine, events: list[ParsedEvent]) -> EventBatch:
     """Insert ``events`` in one transaction, skipping keys already stored (PostgreSQL and
-    SQLite: ``ON CONFLICT (event_key) DO NOTHING``). Returns how many were new."""
+    SQLite: ``ON CONFLICT (event_key) DO NOTHING``) and events of forgotten conversations
+    (:class:`ForgottenSender`). Returns how many were new, duplicate and dropped."""
     if not events:
         return EventBatch()
     dialect = engine.dialect.name
     if dialect not in {"postgresql", "sqlite"}:  # pragma: no cover - the two supported
         raise ValueError(f"analytics needs PostgreSQL or SQLite, not {dialect}")
     now = datetime.now(UTC)
+    stones = AnalyticsBase.metadata.tables[ForgottenSender.__tablename__]
+    with engine.begin() as conn:
+        hashes = {sender_hash(s): s for s in {e.sender_id for e in events}}
+        tombstones = {
+            hashes[h]: float(at)
+            for h, at in conn.execute(
+                select(stones.c.sender_hash, stones.c.forgotten_at).where(
+                    stones.c.sender_hash.in_(sorted(hashes))
+                )
+            )
+        }
+        wanted, lifted = drop_forgotten(events, tombstones)
+        if lifted:
+            gone = sorted(sender_hash(s) for s in lifted)
+            conn.execute(delete(stones).where(stones.c.sender_hash.in_(gone)))
+        forgotten = len(events) - len(wanted)
+        if not wanted:
+            return EventBatch(forgotten=forgotten)
+        inserted = _insert(conn, dialect, wanted, now)
+    return EventBatch(inserted=inserted, duplicates=len(wanted) - inserted, forgotten=forgotten)
+
+
+def _insert(conn: Any, dialect: str, events: list[ParsedEvent], now: datetime) -> int:
+    """Insert ``events`` on ``conn``, skipping stored keys; how many were new."""
     unique = {e.key: e for e in events}  # duplicates inside one batch count once
     rows = [
         {
@@ -142,9 +216,7 @@ def store_events(engine: Engine, events: list[ParsedEvent]) -> EventBatch:
         for e in unique.values()
     ]
     stmt = _insert_ignoring_duplicates(dialect)
-    with engine.begin() as conn:
-        inserted = len(conn.execute(stmt, rows).all())
-    return EventBatch(inserted=inserted, duplicates=len(events) - inserted)
+    return len(conn.execute(stmt, rows).all())
 
 
 def _insert_ignoring_duplicates(dialect: str) -> Any:

@@ -13,12 +13,18 @@ databases for the shopper's ids, conversation ids, e-mail and name.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from tailor.analytics.events import ConversationEvent
+from tailor.analytics.events import (
+    AnalyticsBase,
+    ConversationEvent,
+    ForgottenSender,
+    sender_hash,
+)
 from tailor.privacy.subject import (
     Subject,
     agent_actions_filter,
@@ -91,6 +97,19 @@ def forget(session: Session, subject: Subject, tracker: TrackerStore) -> ForgetR
                 .execution_options(**opts)
             )
         )
+        # The turn running "forget me" reaches the analytics consumer after this: the
+        # tombstones keep it (and redeliveries) out until the shopper writes again.
+        AnalyticsBase.metadata.tables[ForgottenSender.__tablename__].create(
+            session.connection(), checkfirst=True
+        )
+        stamp = time.time()
+        hashes = sorted({sender_hash(s) for s in senders})
+        session.execute(
+            delete(ForgottenSender)
+            .where(ForgottenSender.sender_hash.in_(hashes))
+            .execution_options(**opts)
+        )
+        session.add_all(ForgottenSender(sender_hash=h, forgotten_at=stamp) for h in hashes)
     if subject.customer_id is not None:
         cid = subject.customer_id
         d["customer_segments"] = _count(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -282,6 +283,30 @@ def test_forgetting_a_visitor_deletes_only_their_conversation(world: World) -> N
     assert world.tracker.count([SENDER]) == 6
     with world.factory() as s:
         assert s.scalar(select(Customer).where(Customer.name == NAME)) is not None
+
+
+def test_the_forget_turn_arriving_late_is_not_stored_again(world: World) -> None:
+    """Rasa publishes the turn that ran "forget me" after it: the analytics consumer must
+    not store it (nor a redelivery of older events) until the visitor writes again."""
+    with world.factory.begin() as s:
+        forget(s, Subject(sender_id=VISITOR), world.tracker)
+    engine = world.factory.kw["bind"]
+
+    def ev(kind: str, at: float, text: str | None = None) -> Any:
+        body = {"sender_id": VISITOR, "event": kind, "timestamp": at}
+        return parse_event(json.dumps({**body, **({"text": text} if text else {})}))
+
+    now = time.time()
+    late = [ev("user", now - 1, "yes"), ev("bot", now + 1, "Done, deleted"), ev("user", 1.0)]
+    other = parse_event(json.dumps({"sender_id": OTHER, "event": "user", "timestamp": now}))
+    done = store_events(engine, [*late, other])
+    assert (done.inserted, done.forgotten) == (1, 3)  # only the other shopper's event
+    assert traces(world, [VISITOR, "Done, deleted"], -1) == []  # the tombstone is a hash
+    # writing again starts a new session: from its session_started on, events are kept
+    again = [ev("action", now + 5), ev("session_started", now + 6), ev("user", now + 7, "hi")]
+    done = store_events(engine, again)
+    assert (done.inserted, done.forgotten) == (2, 1)
+    assert store_events(engine, [ev("user", now + 8, "more")]).inserted == 1
 
 
 def test_a_customers_conversation_is_not_open_to_others(world: World) -> None:

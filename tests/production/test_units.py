@@ -13,7 +13,9 @@ from sqlalchemy import create_engine, func, select
 from tailor.analytics.events import (
     ConversationEvent,
     InvalidEvent,
+    ParsedEvent,
     create_tables,
+    drop_forgotten,
     event_key,
     parse_event,
     store_events,
@@ -199,3 +201,54 @@ def test_store_events_is_idempotent() -> None:
         texts = conn.execute(select(ConversationEvent.text).order_by(ConversationEvent.id))
         assert n == 2
         assert [t for (t,) in texts] == ["hi", "hello"]
+
+
+def _brute_drop(events: list[ParsedEvent], stones: dict[str, float]) -> list[ParsedEvent]:
+    """Per sender: everything from its first session_started after the tombstone on."""
+    out = []
+    for i, e in enumerate(events):
+        at = stones.get(e.sender_id)
+        if at is None:
+            out.append(e)
+            continue
+        opened = [
+            j
+            for j, f in enumerate(events[: i + 1])
+            if f.sender_id == e.sender_id
+            and f.event_type == "session_started"
+            and (f.timestamp or 0) > at
+        ]
+        if opened:
+            out.append(e)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_drop_forgotten_matches_a_brute_force_reading(seed: int) -> None:
+    import random
+
+    rng = random.Random(seed)
+    kinds = ["user", "bot", "action", "session_started", "slot"]
+    events = [
+        parse_event(
+            json.dumps(
+                {
+                    "sender_id": rng.choice("abc"),
+                    "event": rng.choice(kinds),
+                    "timestamp": float(rng.randint(0, 20)),
+                    "n": n,
+                }
+            )
+        )
+        for n in range(rng.randint(0, 30))
+    ]
+    stones = {s: float(rng.randint(0, 20)) for s in "ab" if rng.random() < 0.7}
+    kept, lifted = drop_forgotten(events, stones)
+    assert kept == _brute_drop(events, stones)
+    assert lifted == {
+        e.sender_id
+        for e in events
+        if e.sender_id in stones
+        and e.event_type == "session_started"
+        and (e.timestamp or 0) > stones[e.sender_id]
+    }
