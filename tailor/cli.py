@@ -377,7 +377,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     token = rasa.env["TAILOR_RASA_TOKEN"]
     web = P.web_server(settings, token)
     services = [actions, rasa, web]
-    try:
+
+    def start_and_serve() -> int:
         echo("Starting the action server, the Rasa server and the web app…")
         for svc in services:
             svc.start()
@@ -389,14 +390,28 @@ def cmd_run(args: argparse.Namespace) -> int:
         echo(f"Ready in {time.monotonic() - t_start:.0f} s.")
         print(f"\n  Tailor is running: open {url}\n  (Ctrl-C to stop)\n", flush=True)
         return _serve(services, url, args)
+
+    def stop() -> None:
+        for svc in reversed(services):
+            svc.stop()
+
+    return _until_stopped(start_and_serve, stop)
+
+
+def _until_stopped(body: Callable[[], int], stop: Callable[[], None]) -> int:
+    """Run ``body`` (start the services, then serve): Ctrl-C ends it with 0, a service that
+    fails is a :class:`CliError`, and ``stop`` runs whatever happened."""
+    from tailor.runtime import processes as P
+
+    try:
+        return body()
     except KeyboardInterrupt:
         echo("Stopping…")
         return 0
     except P.ServiceError as exc:
         raise CliError(str(exc)) from exc
     finally:
-        for svc in reversed(services):
-            svc.stop()
+        stop()
 
 
 def _serve(services: Sequence[Service], url: str, args: argparse.Namespace) -> int:
@@ -429,7 +444,8 @@ def _run_production(settings: Settings, args: argparse.Namespace) -> int:
         prod.check_stack_ports(settings, stack)
     except (prod.ServiceUnavailable, P.ServiceError, ValueError) as exc:
         raise CliError(str(exc)) from exc
-    try:
+
+    def start_and_serve() -> int:
         echo(
             f"Starting {len(stack.actions)} action servers, {len(stack.rasa)} Rasa servers, "
             "nginx, the analytics consumer and the web app…"
@@ -448,13 +464,8 @@ def _run_production(settings: Settings, args: argparse.Namespace) -> int:
             flush=True,
         )
         return _serve(stack.services, url, args)
-    except KeyboardInterrupt:
-        echo("Stopping…")
-        return 0
-    except P.ServiceError as exc:
-        raise CliError(str(exc)) from exc
-    finally:
-        stack.stop()
+
+    return _until_stopped(start_and_serve, stack.stop)
 
 
 def cmd_analytics(args: argparse.Namespace) -> int:
