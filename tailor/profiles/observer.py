@@ -17,8 +17,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -48,6 +49,8 @@ log = logging.getLogger(__name__)
 PLATFORM_CHANNELS = frozenset({"telegram", "facebook", "slack", "twilio"})
 #: Stored message text is cut to this many characters.
 MAX_STORED_TEXT = 500
+#: Message texts whose sentiment is kept (least recently used first out).
+SCORE_CACHE_SIZE = 4096
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,10 @@ class Observer:
         self.secret = secret or None
         self._model = sentiment_model
         self._lock = threading.Lock()
+        #: Recent scores by exact text: quick replies and short answers ("cheaper", "yes",
+        #: "show me more") recur across shoppers and need no second inference.
+        self._scores: OrderedDict[str, MessageSentiment] = OrderedDict()
+        self._scores_lock = threading.Lock()
 
     @property
     def sentiment_model(self) -> Any:
@@ -106,8 +113,18 @@ class Observer:
         text = (text or "").strip()
         if not text or text.startswith("/"):
             return None
+        with self._scores_lock:
+            hit = self._scores.get(text)
+            if hit is not None:
+                self._scores.move_to_end(text)
+                return replace(hit, scores=dict(hit.scores))
         s = self.sentiment_model(text)
-        return MessageSentiment(s.label, float(s.score), dict(s.scores))
+        scored = MessageSentiment(s.label, float(s.score), dict(s.scores))
+        with self._scores_lock:
+            self._scores[text] = replace(scored, scores=dict(scored.scores))
+            while len(self._scores) > SCORE_CACHE_SIZE:
+                self._scores.popitem(last=False)
+        return scored
 
     def resolve(
         self,
