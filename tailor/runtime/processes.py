@@ -226,8 +226,12 @@ def rasa_server(
     run_dir = Path(settings.home) / "run"
     endpoints = endpoints or write_endpoints(settings, run_dir / "endpoints.yml")
     credentials = copy_credentials(settings, run_dir / "credentials.yml")
+    # The token travels in the environment, not the arguments (visible in `ps`): see
+    # tailor_rasa_run in the Rasa plugins.
     cmd = [
-        str(rasa_executable(settings)),
+        str(rasa_executable(settings).with_name("python")),
+        "-m",
+        "tailor_rasa_run",
         "run",
         "--model",
         str(model),
@@ -240,8 +244,6 @@ def rasa_server(
         "--port",
         str(port),
         "--enable-api",
-        "--auth-token",
-        token,
         "--cors",
         "*",
     ]

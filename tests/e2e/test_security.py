@@ -92,6 +92,20 @@ def test_no_secret_in_logs_and_secret_files_are_private(deployment: Deployment) 
         assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
 
 
+def test_no_secret_on_any_command_line(deployment: Deployment) -> None:
+    """Command lines are public to every local user (`ps`): the Rasa token is not on one."""
+    rasa_servers = 0
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().decode("utf-8", "replace").split("\0")
+        except OSError:  # the process ended meanwhile
+            continue
+        assert not any(deployment.rasa_token in a for a in args), args
+        assert not any(E2E_TOKEN_SECRET in a for a in args), args
+        rasa_servers += "tailor_rasa_run" in args
+    assert rasa_servers >= 1  # the search saw the running Rasa server
+
+
 # -- CSRF on the real web server --------------------------------------------------------
 
 
