@@ -22,9 +22,11 @@ from tailor.store.catalog import ProductRecord
 __all__ = [
     "AGE_BANDS",
     "COUNTRIES",
+    "RESTOCK",
     "STYLES",
     "CustomerRecord",
     "EventRecord",
+    "RestockRule",
     "customer_external_id",
     "demo_sender_id",
     "generate_customers",
@@ -203,6 +205,42 @@ _PRICE_BANDS: dict[str, tuple[int, tuple[float, float]]] = {
 }
 
 _HISTORY_DAYS = 730
+
+
+@dataclass(frozen=True)
+class RestockRule:
+    """A consumable leaf category: bought again about every ``days`` days by those who use it,
+    and started by buying it or one of the ``starters`` (the durable it is used with)."""
+
+    days: float
+    starters: tuple[str, ...] = ()
+
+
+#: Consumable leaf path → how its users restock (ground truth of the demo's replenishment).
+RESTOCK: dict[str, RestockRule] = {
+    "Food & Drink > Coffee": RestockRule(21, ("Kitchen > Coffee Machines",)),
+    "Food & Drink > Tea": RestockRule(30),
+    "Food & Drink > Chocolate": RestockRule(28),
+    "Health > Vitamins": RestockRule(30),
+    "Health > Supplements": RestockRule(30),
+    "Beauty > Skincare": RestockRule(45),
+    "Beauty > Haircare": RestockRule(40),
+    "Home > Candles": RestockRule(50),
+    "Office > Pens": RestockRule(60),
+}
+
+#: Chance that a customer who bought a consumable (or its durable) keeps restocking it, by
+#: activity; a one-off shopper rarely becomes a regular restocker.
+_RESTOCK_ADOPTION: dict[str, float] = {
+    "browser": 0.0,
+    "one-off": 0.4,
+    "occasional": 0.6,
+    "regular": 0.8,
+    "loyal": 0.9,
+}
+
+#: Chance, at each restock, that the customer stops restocking (buys elsewhere, gives up).
+_RESTOCK_LAPSE = 0.02
 
 
 @dataclass
@@ -431,6 +469,72 @@ def generate_events(
                     {"source": "demo"},
                 )
             )
+        own.extend(_restock_events(customer, own, end, by_path, seed))
         own.sort(key=lambda e: (e.created_at, e.kind, e.product_sku))
         events.extend(own)
     return events
+
+
+def _restock_events(
+    customer: CustomerRecord,
+    history: Sequence[EventRecord],
+    end: datetime,
+    by_path: dict[str, list[ProductRecord]],
+    seed: int,
+) -> list[EventRecord]:
+    """Replenishment purchases of the consumables in :data:`RESTOCK` that ``customer`` took up.
+
+    A customer who bought a consumable, or the durable that starts it, keeps buying it at
+    their own interval (the category's typical one with a per-customer factor and a little
+    jitter at each restock) until their history ends (``end``: when a churned customer
+    stopped) or they lapse. Drawn from a separate stream (``"restock"``), so the rest of the
+    history stays the same for the same seed.
+    """
+    prefs = customer.preferences
+    adoption = _RESTOCK_ADOPTION.get(str(prefs.get("activity", "occasional")), 0.5)
+    if adoption <= 0.0:
+        return []
+    rng = make_rng(seed, "restock", customer.external_id)
+    stop = end if prefs.get("churned") else REFERENCE_DATE - timedelta(seconds=1)
+    category_of = {p.sku: p.category for pool in by_path.values() for p in pool}
+    by_sku = {p.sku: p for pool in by_path.values() for p in pool}
+    purchases = [e for e in history if e.kind == "purchase"]
+    brands = prefs.get("favourite_brands", [])
+    sensitivity = float(prefs.get("price_sensitivity", 0.5))
+    out: list[EventRecord] = []
+    for path in sorted(RESTOCK):
+        pool = by_path.get(path)
+        if not pool:
+            continue
+        rule = RESTOCK[path]
+        starts = sorted(
+            (e for e in purchases if category_of.get(e.product_sku) in (path, *rule.starters)),
+            key=lambda e: e.created_at,
+        )
+        if not starts or rng.random() >= adoption:
+            continue
+        first = starts[0]
+        interval = rule.days * min(2.0, max(0.5, rng.lognormvariate(0.0, 0.25)))
+        if category_of.get(first.product_sku) == path:
+            product = by_sku[first.product_sku]
+        else:
+            product = _pick_product(rng, pool, brands, sensitivity)
+        when = first.created_at
+        while True:
+            when = when + timedelta(days=interval * max(0.6, rng.gauss(1.0, 0.1)))
+            when = when.replace(microsecond=0)
+            if when > stop or rng.random() < _RESTOCK_LAPSE:
+                break
+            if rng.random() < 0.1:  # now and then a different product of the same kind
+                product = _pick_product(rng, pool, brands, sensitivity)
+            out.append(
+                EventRecord(
+                    customer.external_id,
+                    "purchase",
+                    product.sku,
+                    when,
+                    product.price,
+                    {"source": "demo", "quantity": 1, "restock": True},
+                )
+            )
+    return out

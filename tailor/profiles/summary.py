@@ -13,8 +13,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from tailor.profiles.predict import outlook
 from tailor.profiles.rules import demographic_segment, geographic_segment
-from tailor.store.models import Customer, CustomerSegment, Event, Profile
+from tailor.store.models import Customer, CustomerSegment, Event, Profile, utcnow
 from tailor.store.profiles import customer_by_external_id
 
 #: Event kinds counted as behaviour.
@@ -38,6 +39,8 @@ class ProfileSummary:
     segments: dict[str, str]
     preferences: list[dict[str, Any]] = field(default_factory=list)
     personalisation: bool = True
+    #: Churn risk and restocks due now (``Outlook.to_json``), when the models are fitted.
+    predictions: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """JSON-safe dict."""
@@ -70,18 +73,34 @@ class ProfileSummary:
             ),
             f"  personalised : {'yes' if self.personalisation else 'no (opted out)'}",
         ]
+        if self.predictions is not None:
+            risk = self.predictions.get("churn_risk")
+            due = self.predictions.get("restock") or []
+            lines.append(
+                "  predicted    : "
+                + (
+                    f"churn risk {risk:.0%} ({self.predictions.get('churn_band')})"
+                    if risk is not None
+                    else "churn risk unknown"
+                )
+                + "; "
+                + ("; ".join(d["reason"] for d in due) if due else "no restock due")
+            )
         return "\n".join(lines)
 
 
-def profile_summary(session: Session, external_id: str) -> ProfileSummary | None:
-    """The profile of the customer the store knows as ``external_id`` (None if unknown)."""
+def profile_summary(
+    session: Session, external_id: str, now: datetime | None = None
+) -> ProfileSummary | None:
+    """The profile of the customer the store knows as ``external_id`` (None if unknown);
+    the predictions are made at ``now`` (default: the current time)."""
     customer = customer_by_external_id(session, external_id)
     if customer is None:
         return None
-    return _summary(session, customer)
+    return _summary(session, customer, now or utcnow())
 
 
-def _summary(session: Session, customer: Customer) -> ProfileSummary:
+def _summary(session: Session, customer: Customer, now: datetime) -> ProfileSummary:
     counts: Counter[str] = Counter(
         {
             kind: int(n)
@@ -119,4 +138,10 @@ def _summary(session: Session, customer: Customer) -> ProfileSummary:
         segments=segments,
         preferences=list(profile.preferences or []) if profile is not None else [],
         personalisation=profile.personalisation if profile is not None else True,
+        predictions=_predictions(session, customer.id, now),
     )
+
+
+def _predictions(session: Session, customer_id: int, now: datetime) -> dict[str, Any] | None:
+    seen = outlook(session, customer_id, now)
+    return seen.to_json() if seen is not None else None

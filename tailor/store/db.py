@@ -72,10 +72,28 @@ def add_missing_columns(engine: Engine) -> list[str]:
     return added
 
 
+def add_missing_indexes(engine: Engine) -> list[str]:
+    """Create indexes the models gained since a table was created; the names created."""
+    inspector = inspect(engine)
+    existing_tables = set(inspector.get_table_names())
+    added: list[str] = []
+    with engine.begin() as conn:
+        for table in Base.metadata.sorted_tables:
+            if table.name not in existing_tables:
+                continue
+            have = {ix["name"] for ix in inspector.get_indexes(table.name)}
+            for index in table.indexes:
+                if index.name and index.name not in have:
+                    index.create(conn)
+                    added.append(str(index.name))
+    return added
+
+
 def init_db(engine: Engine) -> None:
-    """Create all tables that do not exist yet and add nullable columns they gained."""
+    """Create all tables that do not exist yet, add nullable columns and indexes they gained."""
     Base.metadata.create_all(engine)
     add_missing_columns(engine)
+    add_missing_indexes(engine)
 
 
 def make_session_factory(url_or_engine: str | Engine, create: bool = True) -> sessionmaker[Session]:

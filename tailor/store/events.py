@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from tailor.store.models import Event
@@ -24,6 +24,7 @@ EVENT_KINDS: frozenset[str] = frozenset(
         "handoff",
         "message",
         "no_results",
+        "trigger",
     }
 )
 
@@ -62,3 +63,16 @@ def events_for(session: Session, sender_id: str, kind: str | None = None) -> lis
     if kind is not None:
         stmt = stmt.where(Event.kind == kind)
     return list(session.scalars(stmt.order_by(Event.created_at, Event.id)))
+
+
+def delete_conversation_events(session: Session, sender_prefix: str) -> int:
+    """Delete the events of every conversation whose id starts with ``sender_prefix`` (e.g. a
+    simulation replacing its own earlier run); the number deleted."""
+    if not sender_prefix:
+        raise ValueError("sender_prefix must not be empty (it would delete every event)")
+    result = session.execute(
+        delete(Event)
+        .where(Event.sender_id.startswith(sender_prefix, autoescape=True))
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

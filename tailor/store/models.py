@@ -188,6 +188,11 @@ class ChannelLink(Base):
         ForeignKey("customers.id", ondelete="CASCADE"), index=True
     )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: When the customer explicitly agreed to marketing messages (reminders, offers) on this
+    #: channel; ``None``: no outbound message is ever sent here (tailor/marketing/triggers.py).
+    marketing_opt_in_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), default=None
+    )
 
 
 class Event(Base):
@@ -198,7 +203,11 @@ class Event(Base):
     """
 
     __tablename__ = "events"
-    __table_args__ = (Index("ix_events_sender_time", "sender_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_events_sender_time", "sender_id", "created_at"),
+        # Time-range reads of one kind (the marketing dashboard, reports).
+        Index("ix_events_kind_time", "kind", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(32), index=True)
@@ -237,5 +246,21 @@ class CustomerSegment(Base):
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(32))
     segment: Mapped[str] = mapped_column(String(64))
+    model_version: Mapped[int | None] = mapped_column(Integer, default=None)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CustomerScore(Base):
+    """A predicted score of one customer (e.g. kind "churn": the probability of no purchase
+    in the model's horizon), with what it was computed from and the model version."""
+
+    __tablename__ = "customer_scores"
+    __table_args__ = (Index("ux_customer_scores", "customer_id", "kind", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    value: Mapped[float] = mapped_column(Float)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     model_version: Mapped[int | None] = mapped_column(Integer, default=None)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
