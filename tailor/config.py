@@ -107,6 +107,29 @@ class Settings:
     rank_same_brand: float = 0.03
     rank_owned: float = 0.15
     rank_mmr_lambda: float = 0.8
+    #: A/B experiments on the ranking weights (``tailor.experiments``); a missing file means
+    #: no experiments.
+    experiments_file: Path = PROJECT_ROOT / "experiments.toml"
+    #: Hours after a suggestion during which clicks, carts and purchases count for its arm.
+    experiment_attribution_hours: float = 72.0
+    #: The marketing dashboard lists a query as having "no good results" when nothing was
+    #: found or when its best suggestion's relevance (cosine-scaled) was below this.
+    dashboard_low_relevance: float = 0.35
+    #: Context rules (time of day, weekday, device, season, climate → boosts), a TOML file of
+    #: ``[[context]]`` tables; see tailor/recommend/context.py and docs/triggers.md.
+    context_rules_file: Path = PROJECT_ROOT / "context.toml"
+    #: Behavioural trigger rules (abandoned cart, restock, retention): frequency caps, quiet
+    #: hours, channels; see tailor/marketing/triggers.py and docs/triggers.md.
+    triggers_file: Path = PROJECT_ROOT / "triggers.toml"
+    #: Customer attributes that are protected (comma-separated; any of age_band, gender,
+    #: country, region, climate): segment kinds and context derived from them are never
+    #: ranking inputs unless ``rank_use_protected`` is true. Country, region and climate are
+    #: geographic (season and climate context) and not protected by default. See
+    #: ``tailor.recommend.signals.ProtectedPolicy`` and docs/audit.md.
+    protected_attributes: str = "age_band,gender"
+    #: Let protected attributes shape the ranking (the age-band life stage and a gender
+    #: segment in the segment prior): off by default, for ``tailor audit --compare-protected``.
+    rank_use_protected: bool = False
     #: Demo sign-in on the web page ("Shop as" a demo customer): the web app then signs
     #: customer tokens itself, playing the store's site. Anyone can then act as any customer,
     #: so turn it off (``TAILOR_DEMO_LOGIN=false``) wherever the store signs the tokens.

@@ -22,6 +22,9 @@ from typing import Protocol
 
 import numpy as np
 
+from tailor.experiments.assignment import Assignment
+from tailor.recommend.context import ContextRule, matching_rules
+
 
 class Rankable(Protocol):
     """What ranking reads from a product (a stored :class:`~tailor.store.Product` fits)."""
@@ -53,6 +56,9 @@ class RankingWeights:
     owned: float = 0.15
     #: MMR trade-off: 1.0 ignores diversity, lower values push near-duplicates down.
     mmr_lambda: float = 0.8
+    #: Configured context rules (time of day, weekday, device, season, climate → a boost;
+    #: :mod:`tailor.recommend.context`), each with its own weight.
+    context_rules: tuple[ContextRule, ...] = ()
 
 
 #: Bayesian prior for ratings: a product with few reviews is pulled towards this mean.
@@ -206,13 +212,18 @@ CLIMATE_TAGS: dict[str, frozenset[str]] = {
 @dataclass(frozen=True)
 class Context:
     """Where and when the shopper is: season from their location and the date, climate,
-    device and local hour (the last two are recorded and shape the answer's length)."""
+    device, local hour and weekday (Monday 0) — what the context rules read."""
 
     season: str | None = None
     climate: str | None = None
     region: str | None = None
     device: str | None = None
     local_hour: int | None = None
+    weekday: int | None = None
+
+    def applied(self, rules: Sequence[ContextRule]) -> list[ContextRule]:
+        """The configured rules whose conditions hold here."""
+        return matching_rules(rules, self)
 
     def tags(self) -> frozenset[str]:
         """Product tags that fit this context (a hot climate has no cold season)."""
@@ -240,6 +251,9 @@ class ShopperContext:
     prior: SegmentPrior = field(default_factory=SegmentPrior)
     session: SessionSignals = field(default_factory=SessionSignals)
     context: Context = field(default_factory=Context)
+    #: The shopper's arm in a running A/B experiment (:mod:`tailor.experiments`), if any;
+    #: its ranking-weight overrides apply to their suggestions.
+    experiment: Assignment | None = None
 
     @classmethod
     def anonymous(cls) -> ShopperContext:
@@ -291,8 +305,14 @@ class Scored:
         ]
         if personal:
             return max(personal, key=lambda c: c.value).reason
-        context = [c for c in self.contributions if c.signal == "context" and c.reason]
-        return context[0].reason if context else None
+        context = [
+            c
+            for c in self.contributions
+            if (c.signal == "context" or c.signal.startswith("context:"))
+            and c.reason
+            and c.value > 0
+        ]
+        return max(context, key=lambda c: c.value).reason if context else None
 
 
 def _month(at: datetime, now: datetime | None) -> str:
@@ -403,17 +423,30 @@ def score_candidate(
             penalty += 1.0
         if penalty:
             parts.append(Contribution("negative", -weights.negative * penalty))
-        tags = shopper.context.tags()
-        if tags and product.tags:
-            hits = tags & {t.lower() for t in product.tags}
-            if hits:
-                where = shopper.context.region
-                season = shopper.context.season
-                what = f"for {season}" if season else "for your weather"
-                reason = f"good {what} in {where}" if where else f"good {what}"
-                parts.append(Contribution("context", weights.context * min(1.0, len(hits)), reason))
+        parts.extend(context_contributions(product, shopper.context, weights))
     total = sum(c.value for c in parts)
     return Scored(product=product, score=total, contributions=tuple(parts))
+
+
+def context_contributions(
+    product: Rankable, ctx: Context, weights: RankingWeights
+) -> list[Contribution]:
+    """The context's share of a candidate's score: the built-in season / climate tags
+    (signal ``context``) and each configured rule that holds and boosts this product (signal
+    ``context:<rule name>``, so the suggestion's signals say which rules applied)."""
+    out: list[Contribution] = []
+    tags = ctx.tags()
+    if tags and product.tags:
+        hits = tags & {t.lower() for t in product.tags}
+        if hits:
+            where = ctx.region
+            what = f"for {ctx.season}" if ctx.season else "for your weather"
+            reason = f"good {what} in {where}" if where else f"good {what}"
+            out.append(Contribution("context", weights.context * min(1.0, len(hits)), reason))
+    for rule in ctx.applied(weights.context_rules):
+        if rule.boosts(product):
+            out.append(Contribution(f"context:{rule.name}", rule.weight, rule.reason))
+    return out
 
 
 def mmr_select(
@@ -509,6 +542,7 @@ __all__ = [
     "SegmentPrior",
     "SessionSignals",
     "ShopperContext",
+    "context_contributions",
     "describe_price_band",
     "mmr_select",
     "personal_rank",

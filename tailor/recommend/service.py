@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,8 +21,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from tailor.config import Settings
+from tailor.experiments import Experiment, assign, load_experiments, unit_key
 from tailor.nlu.understand import QueryUnderstanding, known_words_from_model
 from tailor.nlu.vocab import Vocabulary
+from tailor.recommend.context import load_context_rules
 from tailor.recommend.criteria import Criteria
 from tailor.recommend.personal import (
     RankingWeights,
@@ -33,7 +35,7 @@ from tailor.recommend.personal import (
     weighted_centroid,
 )
 from tailor.recommend.reasons import money, reason_for
-from tailor.recommend.signals import SignalBuilder
+from tailor.recommend.signals import ProtectedPolicy, SignalBuilder
 from tailor.retrieval import Hit, ProductSearch
 from tailor.retrieval.hybrid import MODES, HybridSearch, Mode
 from tailor.retrieval.lexical import LexicalIndex, open_lexical
@@ -41,7 +43,7 @@ from tailor.retrieval.text import product_text
 from tailor.store import make_session_factory
 from tailor.store.catalog import get_products
 from tailor.store.events import record_events
-from tailor.store.models import Product
+from tailor.store.models import Customer, Product
 from tailor.store.retry import with_retry
 
 log = logging.getLogger(__name__)
@@ -157,6 +159,7 @@ class Recommender:
         search_mode: str = "hybrid",
         lexical_weight: float = 1.0,
         understanding: QueryUnderstanding | None = None,
+        experiments: Sequence[Experiment] = (),
     ) -> None:
         if search_mode not in MODES:
             raise ValueError(f"Unknown search mode {search_mode!r}; valid modes are {list(MODES)}")
@@ -173,6 +176,8 @@ class Recommender:
             else None
         )
         self._understanding = understanding
+        #: A/B experiments shoppers are assigned to (``experiments.toml``).
+        self.experiments = tuple(experiments)
 
     @property
     def understanding(self) -> QueryUnderstanding:
@@ -207,10 +212,15 @@ class Recommender:
             vocab,
             k=settings.suggestions,
             weights=weights_from_settings(settings),
-            signals=SignalBuilder(factory, session_minutes=settings.session_expiration_minutes),
+            signals=SignalBuilder(
+                factory,
+                session_minutes=settings.session_expiration_minutes,
+                protected=ProtectedPolicy.from_settings(settings),
+            ),
             lexical=lexical,
             search_mode=settings.search_mode,
             lexical_weight=settings.search_lexical_weight,
+            experiments=load_experiments(settings.experiments_file),
         )
 
     def shopper(
@@ -220,8 +230,35 @@ class Recommender:
         metadata: dict[str, Any] | None = None,
         now: datetime | None = None,
     ) -> ShopperContext:
-        """The ranking inputs for this shopper (``customer_id`` only from a verified identity)."""
-        return self.signals.build(sender_id, customer_id, metadata, now)
+        """The ranking inputs for this shopper (``customer_id`` only from a verified identity),
+        with their arm of a running experiment (none for opted-out shoppers: experiments
+        vary the personal ranking they turned off)."""
+        now = now or datetime.now(UTC)
+        ctx = self.signals.build(sender_id, customer_id, metadata, now)
+        if self.experiments and ctx.personalised:
+            external = None
+            if customer_id is not None:
+                with self.session_factory() as session:
+                    customer = session.get(Customer, customer_id)
+                    external = customer.external_id if customer is not None else None
+            key = unit_key(external, sender_id)
+            ctx.experiment = assign(self.experiments, key, ctx.segments, now)
+        return ctx
+
+    def weights_for(self, shopper: ShopperContext) -> RankingWeights:
+        """The ranking weights for ``shopper``: the configured ones, with their experiment
+        arm's overrides applied."""
+        if shopper.experiment is None or not shopper.experiment.weights:
+            return self.weights
+        known = {f.name for f in fields(RankingWeights)}
+        unknown = sorted(set(shopper.experiment.weights) - known)
+        if unknown:
+            raise ValueError(
+                f"experiment {shopper.experiment.experiment!r} overrides unknown ranking "
+                f"weight(s) {unknown}; valid weights are {sorted(known)}"
+            )
+        overrides: dict[str, Any] = dict(shopper.experiment.weights)
+        return replace(self.weights, **overrides)
 
     def catalog_similarity(self, text: str) -> float:
         """Cosine similarity between ``text`` and the closest product (0 for no text): how
@@ -286,7 +323,7 @@ class Recommender:
             ranked = personal_rank(
                 candidates,
                 shopper,
-                self.weights,
+                self.weights_for(shopper),
                 k,
                 vectors,
                 prices=self.signals.prices,
@@ -484,6 +521,7 @@ def weights_from_settings(settings: Settings) -> RankingWeights:
         same_brand=settings.rank_same_brand,
         owned=settings.rank_owned,
         mmr_lambda=settings.rank_mmr_lambda,
+        context_rules=load_context_rules(settings.context_rules_file),
     )
 
 

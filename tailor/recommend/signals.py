@@ -13,7 +13,7 @@ import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from tailor.profiles.psychographics import NO_SIGNAL, psychographic_segment
 from tailor.profiles.rfm import NO_PURCHASES
 from tailor.profiles.rules import season
+from tailor.recommend.context import local_weekday
 from tailor.recommend.personal import (
     Affinity,
     Context,
@@ -48,11 +49,103 @@ SESSION_WEIGHTS: dict[str, float] = {
 }
 #: Each later session interaction multiplies an earlier one's weight by this (recency).
 SESSION_DECAY = 0.4
-#: Segment kinds used for the prior; segments that say nothing are skipped.
-PRIOR_KINDS: tuple[str, ...] = ("rfm", "demographic", "geographic", "psychographic")
+#: Segment kinds the prior may use; segments that say nothing are skipped. "gender" is not
+#: stored: it is the customer's gender itself, and a ranking input only when the
+#: :class:`ProtectedPolicy` allows it. Which kinds a ranking uses is the policy's call.
+PRIOR_KINDS: tuple[str, ...] = ("rfm", "demographic", "geographic", "psychographic", "gender")
+#: Customer attributes a :class:`ProtectedPolicy` may name → the segment kinds derived from
+#: them (``demographic`` is the life stage from the age band, ``geographic`` is climate and
+#: market from country and climate).
+ATTRIBUTE_KINDS: dict[str, tuple[str, ...]] = {
+    "age_band": ("demographic",),
+    "gender": ("gender",),
+    "country": ("geographic",),
+    "region": (),
+    "climate": ("geographic",),
+}
+#: Protected by default (``TAILOR_PROTECTED_ATTRIBUTES``). Country, region and climate are
+#: geographic: they decide season and weather, which is what the context signal is about.
+DEFAULT_PROTECTED: tuple[str, ...] = ("age_band", "gender")
 _EMPTY_SEGMENTS = frozenset({NO_PURCHASES, NO_SIGNAL, "age not given"})
 #: Smoothing (pseudo-count) of segment shares towards the overall share.
 PRIOR_SMOOTHING = 20.0
+
+
+@dataclass(frozen=True)
+class ProtectedPolicy:
+    """Which customer attributes are protected, and whether ranking may use them anyway.
+
+    By default (``use_in_ranking=False``) nothing derived from a protected attribute is a
+    ranking input: its segment kinds are left out of the segment prior, and for a protected
+    country / climate / region the season, climate and region context is dropped too.
+    Segments are still stored and shown (the agent panel, ``tailor profile show``).
+    """
+
+    attributes: frozenset[str] = frozenset(DEFAULT_PROTECTED)
+    use_in_ranking: bool = False
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.attributes) - set(ATTRIBUTE_KINDS))
+        if unknown:
+            raise ValueError(
+                f"unknown protected attribute(s) {unknown} (TAILOR_PROTECTED_ATTRIBUTES); "
+                f"valid attributes are "
+                f"{sorted(ATTRIBUTE_KINDS)}"
+            )
+
+    @classmethod
+    def parse(cls, attributes: str, use_in_ranking: bool = False) -> ProtectedPolicy:
+        """From a comma-separated list (``TAILOR_PROTECTED_ATTRIBUTES``); "" = none."""
+        names = frozenset(a.strip().lower() for a in attributes.split(",") if a.strip())
+        return cls(attributes=names, use_in_ranking=use_in_ranking)
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> ProtectedPolicy:
+        """The policy configured by ``settings.protected_attributes`` and
+        ``settings.rank_use_protected``."""
+        return cls.parse(settings.protected_attributes, bool(settings.rank_use_protected))
+
+    def excluded(self, attribute: str) -> bool:
+        """Whether ranking must ignore ``attribute``."""
+        return attribute in self.attributes and not self.use_in_ranking
+
+    @property
+    def excluded_kinds(self) -> frozenset[str]:
+        """Segment kinds derived from an attribute ranking must ignore."""
+        return frozenset(
+            kind for attr, kinds in ATTRIBUTE_KINDS.items() if self.excluded(attr) for kind in kinds
+        )
+
+    @property
+    def ranking_kinds(self) -> tuple[str, ...]:
+        """Segment kinds the segment prior may use under this policy, in prior order."""
+        return tuple(k for k in PRIOR_KINDS if k not in self.excluded_kinds)
+
+    def context(self, ctx: Context) -> Context:
+        """``ctx`` without what protected geographic attributes would say."""
+        if self.excluded("country"):
+            ctx = replace(ctx, season=None, region=None)
+        if self.excluded("climate"):
+            ctx = replace(ctx, climate=None)
+        if self.excluded("region"):
+            ctx = replace(ctx, region=None)
+        return ctx
+
+    def describe(self) -> str:
+        """One line for reports: what is protected and whether ranking uses it."""
+        names = ", ".join(sorted(self.attributes)) or "none"
+        use = "used in ranking" if self.use_in_ranking else "excluded from ranking"
+        return f"protected attributes: {names} ({use})"
+
+
+#: The default policy: age band and gender protected and excluded from ranking.
+DEFAULT_POLICY = ProtectedPolicy()
+
+
+def gender_segment(gender: str | None) -> str | None:
+    """The "gender" segment of a customer (their stated gender, lower case), or None."""
+    value = (gender or "").strip().lower()
+    return value or None
 
 
 @dataclass(frozen=True)
@@ -120,16 +213,22 @@ def affinity_from_history(
 
 @dataclass
 class SegmentTables:
-    """Purchase shares per segment and overall, the basis of every shopper's prior."""
+    """Purchase shares per segment and overall, the basis of every shopper's prior.
+
+    ``kinds``: the segment kinds a prior may use (by default those the default
+    :class:`ProtectedPolicy` allows: no age band, no gender).
+    """
 
     overall_categories: dict[str, float]
     overall_brands: dict[str, float]
     by_segment: dict[tuple[str, str], tuple[Counter[str], Counter[str], int]]
+    kinds: tuple[str, ...] = DEFAULT_POLICY.ranking_kinds
 
     def prior(self, segments: Mapping[str, str]) -> SegmentPrior:
-        """The lifts for a shopper in ``segments`` (``{kind: segment}``)."""
+        """The lifts for a shopper in ``segments`` (``{kind: segment}``); kinds outside
+        :attr:`kinds` are ignored."""
         lifts: dict[tuple[str, str], tuple[dict[str, float], dict[str, float]]] = {}
-        for kind in PRIOR_KINDS:
+        for kind in self.kinds:
             name = segments.get(kind)
             if not name or name in _EMPTY_SEGMENTS:
                 continue
@@ -157,12 +256,17 @@ def _lifts(counts: Counter[str], n: int, overall: Mapping[str, float]) -> dict[s
 def segment_tables(
     purchases: Iterable[tuple[int, str, str | None]],
     segments: Mapping[int, Mapping[str, str]],
+    kinds: Sequence[str] | None = None,
 ) -> SegmentTables:
     """Shares of categories and brands bought, per (kind, segment) and overall.
 
     ``purchases`` are ``(customer id, category, brand)``; ``segments`` maps a customer id to
-    ``{kind: segment}``.
+    ``{kind: segment}``; ``kinds``: the kinds priors may use (default: the default policy's).
     """
+    if kinds is not None:
+        unknown = sorted(set(kinds) - set(PRIOR_KINDS))
+        if unknown:
+            raise ValueError(f"unknown segment kind(s) {unknown}; valid kinds are {PRIOR_KINDS}")
     overall_c: Counter[str] = Counter()
     overall_b: Counter[str] = Counter()
     per: dict[tuple[str, str], tuple[Counter[str], Counter[str], list[int]]] = defaultdict(
@@ -184,6 +288,7 @@ def segment_tables(
         overall_categories={k: v / total_c for k, v in overall_c.items()},
         overall_brands={k: v / total_b for k, v in overall_b.items()},
         by_segment={key: (c, b, n[0]) for key, (c, b, n) in per.items()},
+        kinds=tuple(kinds) if kinds is not None else DEFAULT_POLICY.ranking_kinds,
     )
 
 
@@ -249,7 +354,8 @@ class SignalBuilder:
     """Builds a :class:`ShopperContext` per request from the database (thread-safe).
 
     Catalog price distributions and segment tables are cached and rebuilt after
-    ``refresh_seconds``; per-shopper data is read fresh every time.
+    ``refresh_seconds``; per-shopper data is read fresh every time. ``protected`` decides
+    which demographic inputs may reach the ranking (default: no age band, no gender).
     """
 
     def __init__(
@@ -257,10 +363,12 @@ class SignalBuilder:
         session_factory: sessionmaker[Session],
         session_minutes: int = 60,
         refresh_seconds: float = 600.0,
+        protected: ProtectedPolicy | None = None,
     ) -> None:
         self.session_factory = session_factory
         self.session_minutes = session_minutes
         self.refresh_seconds = refresh_seconds
+        self.protected = protected or DEFAULT_POLICY
         self._lock = threading.Lock()
         self._built_at = -math.inf
         self._prices: PricePositions | None = None
@@ -280,12 +388,20 @@ class SignalBuilder:
                     .join(Product, Product.id == Event.product_id)
                     .where(Event.kind == "purchase", Event.customer_id.is_not(None))
                 ).all()
+                kinds = self.protected.ranking_kinds
                 segs: dict[int, dict[str, str]] = defaultdict(dict)
-                for seg in session.scalars(select(CustomerSegment)):
+                for seg in session.scalars(
+                    select(CustomerSegment).where(CustomerSegment.kind.in_(kinds))
+                ):
                     segs[seg.customer_id][seg.kind] = seg.segment
+                if "gender" in kinds:
+                    for cid, gender in session.execute(select(Customer.id, Customer.gender)):
+                        name = gender_segment(gender)
+                        if name is not None:
+                            segs[int(cid)]["gender"] = name
             self._prices = PricePositions(by_cat)
             self._tables = segment_tables(
-                ((int(c), cat, b) for c, cat, b in rows if c is not None), segs
+                ((int(c), cat, b) for c, cat, b in rows if c is not None), segs, kinds
             )
             self._built_at = time.monotonic()
 
@@ -362,15 +478,24 @@ class SignalBuilder:
             ]
             if stated:
                 segments["psychographic"] = psychographic_segment(stated)
+            if customer is not None and "gender" in self.protected.ranking_kinds:
+                gender = gender_segment(customer.gender)
+                if gender is not None:
+                    segments["gender"] = gender
             session_events = self._session_events(session, sender_id, now) if sender_id else []
         attrs = (customer.attributes or {}) if customer is not None else {}
         climate = attrs.get("climate") if isinstance(attrs.get("climate"), str) else None
-        ctx = Context(
-            season=season(customer.country, now.date()) if customer and customer.country else None,
-            climate=climate,
-            region=(customer.region or customer.country) if customer is not None else None,
-            device=device,
-            local_hour=local_hour,
+        ctx = self.protected.context(
+            Context(
+                season=season(customer.country, now.date())
+                if customer and customer.country
+                else None,
+                climate=climate,
+                region=(customer.region or customer.country) if customer is not None else None,
+                device=device,
+                local_hour=local_hour,
+                weekday=local_weekday(meta.get("tz"), local_hour, now),
+            )
         )
         return ShopperContext(
             customer_id=customer_id,
