@@ -20,6 +20,7 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from tailor.config import Settings
+from tailor.marketing.triggers import Offer, TriggerEngine, get_default_engine, offer_replies
 from tailor.nlu.ordinals import parse_ordinals
 from tailor.nlu.reactions import parse_reaction
 from tailor.nlu.understand import Understanding
@@ -397,7 +398,16 @@ class ActionRecommend(TailorAction):
                 "shown",
                 tracker.sender_id,
                 ids,
-                {**asked, "personalised": shopper.personalised, "top_relevance": round(top, 4)},
+                {
+                    **asked,
+                    "personalised": shopper.personalised,
+                    "top_relevance": round(top, 4),
+                    **(
+                        {"experiment": shopper.experiment.to_payload()}
+                        if shopper.experiment is not None
+                        else {}
+                    ),
+                },
                 obs.customer_id,
             )
         elif not crit.is_empty():
@@ -669,32 +679,70 @@ class ActionWarmup(TailorAction):
 
 
 class ActionGreet(TailorAction):
-    """Greet: a returning customer by name, with what they bought last; others generically."""
+    """Greet: a returning customer by name, with what they bought last; others generically.
+    When a behavioural trigger applies (an abandoned cart, a restock, a win-back: rules in
+    ``triggers.toml``), its message and product cards follow the greeting."""
+
+    def __init__(
+        self,
+        recommender: Recommender | None = None,
+        observer: Observer | None = None,
+        triggers: TriggerEngine | None = None,
+    ) -> None:
+        super().__init__(recommender, observer)
+        self._triggers = triggers
 
     def name(self) -> str:
         return "action_greet"
+
+    async def offer(self, tracker: Tracker, obs: Observation) -> Offer | None:
+        """The trigger offer for this shopper, fired and logged (None if no rule applies).
+        A failing trigger never costs the greeting: it is logged and skipped."""
+        try:
+            if self._triggers is None:
+                rec = await asyncio.to_thread(lambda: self.recommender)
+                self._triggers = await asyncio.to_thread(get_default_engine, rec)
+            return await asyncio.to_thread(
+                self._triggers.conversation_offer,
+                tracker.sender_id,
+                obs.customer_id,
+                tracker.get_latest_input_channel(),
+                self.metadata(tracker),
+            )
+        except Exception:  # the greeting matters more than the reminder
+            log.exception("behavioural triggers failed for %s", tracker.sender_id)
+            return None
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         obs = await self.observe(tracker)
+        offer = await self.offer(tracker, obs)
         if not obs.identified or not obs.customer_name:
             dispatcher.utter_message(response="utter_greet")
+        else:
+            shopper = await self.shopper(tracker, obs)
+            first = obs.customer_name.split()[0]
+            text = f"Welcome back, {first}!"
+            buttons = []
+            purchases = sorted(shopper.affinity.purchases, key=lambda p: p.at)
+            if shopper.personalised and purchases:
+                last = purchases[-1]
+                text += f" Last time you bought the {last.title} ({last.at:%B %Y})."
+                buttons.append(quick("Picks for me", "what would you recommend for me?"))
+                leaf = last.category.split(" > ")[-1].lower()
+                buttons.append(quick(f"More {leaf}", f"show me {leaf}"))
+            if offer is None:  # the offer's quick replies follow it
+                text += " What are you looking for today?"
+            dispatcher.utter_message(text=text, buttons=None if offer else buttons or None)
+        if offer is None:
             return []
-        shopper = await self.shopper(tracker, obs)
-        first = obs.customer_name.split()[0]
-        text = f"Welcome back, {first}!"
-        buttons = []
-        purchases = sorted(shopper.affinity.purchases, key=lambda p: p.at)
-        if shopper.personalised and purchases:
-            last = purchases[-1]
-            text += f" Last time you bought the {last.title} ({last.at:%B %Y})."
-            buttons.append(quick("Picks for me", "what would you recommend for me?"))
-            leaf = last.category.split(" > ")[-1].lower()
-            buttons.append(quick(f"More {leaf}", f"show me {leaf}"))
-        text += " What are you looking for today?"
-        dispatcher.utter_message(text=text, buttons=buttons or None)
-        return []
+        self.send(dispatcher, offer_replies(offer, self.rich(tracker)))
+        shown = [
+            ShownProduct(int(c["id"]), float(c["price"]), c.get("brand"), c.get("colour")).to_slot()
+            for c in offer.cards
+        ]
+        return slot_changes(tracker, {"shown": shown}) if shown else []
 
 
 #: Intents whose reply is a fixed response; :class:`ActionObserve` runs before it.
