@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session, sessionmaker
 import tailor.store.agents  # noqa: F401  - registers the agent tables before create_all
 from tailor.config import Settings
 from tailor.profiles.summary import profile_summary
+from tailor.recommend.context import context_view
 from tailor.recommend.criteria import Criteria
 from tailor.recommend.reasons import money
 from tailor.recommend.service import Recommender, get_default_recommender
@@ -472,26 +473,30 @@ def agent_router(
         return {"conversations": out[:MAX_LISTED], "now": now.isoformat()}
 
     async def suggestions_for(
-        sender: str, crit: Criteria, customer_id: int | None
+        sender: str,
+        crit: Criteria,
+        customer_id: int | None,
+        metadata: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         rec, error = holder.get()
         if error:
             return {"status": "error", "error": error, "products": []}
         if rec is None:
             return {"status": "loading", "products": []}
-        key = (crit, customer_id)
+        key = (crit, customer_id, tuple(sorted((metadata or {}).items())))
         hit = suggestion_cache.get(sender)
         if hit is not None and hit[1] == key and time.monotonic() - hit[0] < SUGGESTION_TTL:
             return hit[2]
 
         def compute() -> dict[str, Any]:
-            shopper = rec.shopper(sender, customer_id)
+            shopper = rec.shopper(sender, customer_id, metadata)
             result = rec.recommend(crit, shopper=shopper)
             return {
                 "status": "ok",
                 "basis": result.basis,
                 "total_matches": result.total_matches,
                 "products": [s.to_card() for s in result.suggestions],
+                "context": context_view(shopper.context, rec.weights.context_rules),
             }
 
         try:
@@ -539,8 +544,18 @@ def agent_router(
                 if e.kind == "message"
             ]
             asked = [as_utc(e.created_at) for e in events if e.kind == "handoff"]
+            # The page's context (device, local hour, time zone) of the latest message.
+            situation = next(
+                (
+                    {k: e.payload[k] for k in ("device", "local_hour", "tz") if k in e.payload}
+                    for e in reversed(events)
+                    if e.kind == "message" and e.payload and "device" in e.payload
+                ),
+                {},
+            )
             return {
                 "customer_id": customer_id,
+                "situation": situation,
                 "profile": profile,
                 "sentiment": trend,
                 "flagged": bool(asked) and (handled is None or handled < asked[-1]),
@@ -551,7 +566,9 @@ def agent_router(
         if state is None and not db["sentiment"]:
             raise HTTPException(404, f"No conversation {sender!r}.")
         crit, crit_view = criteria_view((state or {}).get("slots") or {})
-        suggestions = await suggestions_for(sender, crit, db.pop("customer_id"))
+        suggestions = await suggestions_for(
+            sender, crit, db.pop("customer_id"), db.pop("situation")
+        )
         return {
             "sender": sender,
             "transcript": transcript_from_tracker(state or {}),

@@ -52,6 +52,7 @@ from tailor.store.models import Customer, Event, Profile
 from tailor.store.profiles import customer_by_external_id, profile_for
 from tailor.web.admin import IndexSync, admin_router
 from tailor.web.agent import agent_router
+from tailor.web.dashboard import dashboard_router
 from tailor.web.demo import DEMO_TOKEN_TTL, demo_customer_list
 from tailor.web.errors import unprocessable
 from tailor.web.privacy import privacy_router
@@ -525,6 +526,7 @@ def create_app(
         )
     )
     app.include_router(admin_router(settings, sessions, auth, index_sync))
+    app.include_router(dashboard_router(settings, sessions, auth, STATIC_DIR))
     app.include_router(privacy_router(settings, sessions))
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -371,6 +371,21 @@ def panel_route(
     return check
 
 
+def check_dashboard_page(w: World) -> None:
+    """The marketing dashboard page: anonymous (even with a customer's token) is sent to the
+    panel's sign-in, an agent gets 403, and only an admin gets the page."""
+    w.sign_in(None)
+    r = w.c.get("/agent/dashboard", headers={"X-Customer-Token": w.token_b}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/agent", r.status_code
+    w.sign_in(AGENT)
+    r = w.c.get("/agent/dashboard", follow_redirects=False)
+    assert r.status_code == 403 and "for admins" in r.text
+    w.sign_in(ADMIN)
+    r = w.c.get("/agent/dashboard", follow_redirects=False)
+    assert r.status_code == 200 and "dashboard" in r.text.lower()
+    w.sign_in(None)
+
+
 CONV = "/api/agent/conversations/{sender}"
 PRODUCT = "/api/admin/products/{product_id}"
 NEW = {"sku": "sec-x", "title": "x", "category": "y", "price": 1}
@@ -414,6 +429,8 @@ CHECKS: dict[tuple[str, str], Callable[[World], None]] = {
     ("DELETE", "/api/admin/products/{product_id}"): panel_route("DELETE", PRODUCT, admin=True),
     ("POST", "/api/admin/import"): panel_route("POST", "/api/admin/import?format=csv", admin=True),
     ("GET", "/api/admin/index"): panel_route("GET", "/api/admin/index", admin=True),
+    ("GET", "/agent/dashboard"): check_dashboard_page,
+    ("GET", "/api/admin/dashboard"): panel_route("GET", "/api/admin/dashboard", admin=True),
 }
 
 

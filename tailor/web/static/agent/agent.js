@@ -45,8 +45,9 @@
     $("password").value = "";
   }
 
-  function signedIn(name) {
+  function signedIn(name, role) {
     state.agent = name;
+    $("dashboard-link").hidden = role !== "admin";  // the marketing dashboard is admin-only
     $("who-name").textContent = name;
     $("who").hidden = false; $("login").hidden = true; $("panel").hidden = false;
     refreshList();
@@ -56,7 +57,7 @@
     e.preventDefault();
     showError($("login-error"), "");
     api("POST", "/api/agent/login", { username: $("username").value, password: $("password").value })
-      .then(function (b) { $("password").value = ""; state.csrf = b.csrf_token; signedIn(b.username); })
+      .then(function (b) { $("password").value = ""; state.csrf = b.csrf_token; signedIn(b.username, b.role); })
       .catch(function (err) { showError($("login-error"), err.message); });
   });
 
@@ -156,6 +157,26 @@
     renderSparkline(d.sentiment || []);
     renderCriteria(d.criteria || {});
     renderSuggestions(d.suggestions || {}, d.paused);
+    renderContext((d.suggestions || {}).context);
+  }
+
+  // The shopper's situation and the context rules (context.toml) shaping the suggestions.
+  function renderContext(c) {
+    var dl = $("context"), ul = $("context-rules");
+    clear(dl); clear(ul);
+    if (!c) { ul.appendChild(el("li", "muted", "Not known yet.")); return; }
+    kv(dl, "Season", c.season); kv(dl, "Climate", c.climate); kv(dl, "Where", c.region);
+    kv(dl, "Device", c.device);
+    kv(dl, "Local time", c.local_hour !== null && c.local_hour !== undefined ? (c.weekday ? c.weekday + " " : "") + c.local_hour + ":00" : c.weekday);
+    var rules = c.rules || [];
+    if (!rules.length) ul.appendChild(el("li", "muted", "No context rule applies."));
+    rules.forEach(function (r) {
+      var li = el("li", "context-rule");
+      li.setAttribute("data-rule", r.name);
+      li.appendChild(el("strong", null, r.name));
+      li.appendChild(el("span", "muted", " — " + r.when + (r.reason ? " · " + r.reason : "")));
+      ul.appendChild(li);
+    });
   }
 
   function renderTranscript(lines) {
@@ -200,6 +221,11 @@
     kv(dl, "Spent", p.spent !== undefined ? Number(p.spent).toFixed(2) : null);
     kv(dl, "Last purchase", p.last_purchase ? p.last_purchase.slice(0, 10) : null);
     kv(dl, "Personalised", p.personalisation ? "yes" : "no (opted out)");
+    var pr = p.predictions;
+    if (pr) {
+      if (typeof pr.churn_risk === "number") kv(dl, "Churn risk", Math.round(pr.churn_risk * 100) + "% (" + pr.churn_band + ", no purchase in " + pr.churn_horizon_days + " days)");
+      kv(dl, "Restock due", (pr.restock || []).length ? pr.restock.map(function (d) { return d.reason + " (due " + d.due_at.slice(0, 10) + ")"; }) : "nothing this week");
+    }
     box.appendChild(dl);
     var segs = el("div", "segments");
     Object.keys(p.segments || {}).sort().forEach(function (k) {
@@ -310,5 +336,5 @@
   });
 
   // ---- start ----
-  api("GET", "/api/agent/me").then(function (b) { state.csrf = b.csrf_token; signedIn(b.username); }, function () { signedOut(); });
+  api("GET", "/api/agent/me").then(function (b) { state.csrf = b.csrf_token; signedIn(b.username, b.role); }, function () { signedOut(); });
 })();
