@@ -182,6 +182,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"Segments refitted: behavioural model v{report.behavioural.version}.")
     except ValueError as exc:
         print(f"Segments: not fitted ({exc}).")
+    ensure_scores(settings, refit=True)
     return 0
 
 
@@ -514,6 +515,28 @@ def ensure_segments(settings: Settings) -> None:
     echo(f"Segments: behavioural model v{report.behavioural.version} fitted ({sizes}).")
 
 
+def ensure_scores(settings: Settings, refit: bool = False) -> None:
+    """Fit the churn and restock predictors (and store every customer's scores) when none
+    are stored yet, or always with ``refit``; a history too short to learn from is reported."""
+    from datetime import UTC, datetime
+
+    from tailor.profiles.predict import CHURN_KIND, fit_scores
+    from tailor.store import make_session_factory
+    from tailor.store.segments import latest_segment_model
+
+    factory = make_session_factory(settings.database_url)
+    with factory() as session:
+        if not refit and latest_segment_model(session, CHURN_KIND) is not None:
+            return
+    try:
+        with factory.begin() as session:
+            report = fit_scores(session, datetime.now(UTC), progress=False)
+    except ValueError as exc:
+        echo(f"Predictive scores: not fitted ({exc}).")
+        return
+    echo(report.render())
+
+
 def cmd_segments(args: argparse.Namespace) -> int:
     """Refit behavioural segments (k-means on RFM), reassign the demographic, geographic and
     psychographic segments, and print segment sizes and centroids."""
@@ -530,6 +553,57 @@ def cmd_segments(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from exc
     print(report.render())
     return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Predictive scores: `fit` the churn and restock models and store every customer's
+    scores; `evaluate` both on a time split against baselines (writes docs/predictive.md);
+    `show` one customer's churn risk and restocks due."""
+    from datetime import UTC, datetime
+
+    from tailor.profiles import predict
+    from tailor.store import make_session_factory
+    from tailor.store.profiles import customer_by_external_id
+
+    settings = _settings(args)
+    factory = make_session_factory(settings.database_url)
+    now = datetime.now(UTC)
+    try:
+        if args.action == "fit":
+            with factory.begin() as session:
+                report = predict.fit_scores(session, now, progress=True, horizon_days=args.horizon)
+            print(report.render())
+            return 0
+        if args.action == "evaluate":
+            with factory() as session:
+                cutoff = (
+                    datetime.fromisoformat(args.cutoff).replace(tzinfo=UTC)
+                    if args.cutoff
+                    else predict.default_cutoff(session, args.horizon)
+                )
+                result = predict.evaluate(session, cutoff, args.horizon)
+            table = result.markdown()
+            print(table)
+            out = Path(args.out) if args.out else PROJECT_ROOT / "docs" / "predictive.md"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(predict.report_document(result, table), encoding="utf-8")
+            echo(f"Wrote {out}")
+            return 0
+        if not args.customer:
+            raise CliError("show needs the customer's external id: tailor predict show cust-0001")
+        with factory() as session:
+            customer = customer_by_external_id(session, args.customer)
+            if customer is None:
+                raise CliError(f"no customer with external id {args.customer!r}")
+            seen = predict.outlook(session, customer.id, now, horizon_days=args.days)
+        if seen is None:
+            raise CliError(
+                "no predictive models fitted (or the customer opted out): run `tailor predict fit`"
+            )
+        print(json.dumps(seen.to_json(), indent=2))
+        return 0
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
@@ -561,6 +635,84 @@ def cmd_profile(args: argparse.Namespace) -> int:
             raise CliError(f"no customer with external id {args.customer!r}")
         link_channel_user(session, args.channel, args.user_id, customer.id)
     print(f"Linked {args.channel} user {args.user_id} to {args.customer}.")
+    return 0
+
+
+def cmd_triggers(args: argparse.Namespace) -> int:
+    """Behavioural triggers (triggers.toml, TAILOR_TRIGGERS_FILE): list the rules; run them for
+    every customer now (outbound messages where customers opted in; --dry-run sends and logs
+    nothing); report each rule's firings, clicks, carts and purchases; record a customer's
+    opt-in (or --off) to marketing messages on a linked messaging account."""
+    from datetime import UTC, datetime, timedelta
+
+    from tailor.marketing import load_trigger_config
+    from tailor.marketing.rules import TriggerConfigError
+
+    settings = _settings(args)
+    try:
+        config = load_trigger_config(settings.triggers_file)
+    except TriggerConfigError as exc:
+        raise CliError(str(exc)) from exc
+    if args.action == "list":
+        print(f"{settings.triggers_file}: {len(config.rules)} rule(s)")
+        for rule in config.rules:
+            print("  " + rule.describe())
+        return 0
+    from tailor.store import make_session_factory
+
+    if args.action == "report":
+        from tailor.marketing import format_performance, trigger_performance
+
+        factory = make_session_factory(settings.database_url)
+        since = datetime.now(UTC) - timedelta(days=args.days)
+        with factory() as session:
+            rows = trigger_performance(session, since, config.attribution_days)
+        if args.json:
+            print(json.dumps([r.to_json() for r in rows], indent=2))
+        else:
+            print(f"Triggers since {since:%Y-%m-%d} (attribution {config.attribution_days:g} days)")
+            print(format_performance(rows))
+        return 0
+    if args.action == "opt-in":
+        from tailor.store.marketing import set_marketing_opt_in
+        from tailor.store.profiles import customer_by_external_id
+
+        if not args.customer or not args.channel:
+            raise CliError("opt-in needs CUSTOMER and --channel")
+        factory = make_session_factory(settings.database_url)
+        with factory.begin() as session:
+            customer = customer_by_external_id(session, args.customer)
+            if customer is None:
+                raise CliError(f"no customer with external id {args.customer!r}")
+            try:
+                set_marketing_opt_in(session, customer.id, args.channel, not args.off)
+            except LookupError as exc:
+                raise CliError(str(exc)) from exc
+        state = "opted out of" if args.off else "opted in to"
+        print(f"{args.customer} {state} marketing messages on {args.channel}.")
+        return 0
+    from collections import Counter
+
+    from tailor.marketing import TriggerEngine
+    from tailor.marketing.outbound import senders_from_env
+    from tailor.recommend.service import Recommender
+
+    rec = Recommender.from_settings(settings, progress=True)
+    engine = TriggerEngine(config, rec, senders_from_env())
+
+    def progress(done: int, total: int) -> None:
+        if done == total or done % 25 == 0:
+            print(f"\r  customers {done}/{total}", end="\n" if done == total else "", flush=True)
+
+    firings = engine.run(dry_run=args.dry_run, progress=progress)
+    for f in firings:
+        if f.status in ("sent", "would send") or f.status.startswith("failed"):
+            print(f"  {f.rule} → customer {f.customer_id} on {f.channel}: {f.status} {f.products}")
+    counts = Counter((f.rule, f.status) for f in firings)
+    for (name, status), n in sorted(counts.items()):
+        print(f"{name}: {n} {status}")
+    if not firings:
+        print("No rule applies to any customer now.")
     return 0
 
 
@@ -736,6 +888,7 @@ def _prepared_bot(settings: Settings) -> Path:
         echo(score_review_sentiment(settings).render())
         prepare_sentiment(settings)
         ensure_segments(settings)
+        ensure_scores(settings)
         build_index(settings)
         write_lookups_for(settings)
         model, _ = train(settings, echo=echo)
@@ -855,6 +1008,72 @@ def _bench_soak(args: argparse.Namespace) -> int:
     return 0 if result.errors == 0 and result.sent else 1
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    """Bias audit: exposure (price levels, coverage, department mix) and suggestion quality
+    by age band, gender and country, with disparities above a threshold flagged.
+
+    Writes a markdown report (default docs/audit.md) and the same as JSON next to it.
+    Exit code 0: no flag; 1: flags (under the configured protected-attribute policy); 2: error.
+    """
+    from dataclasses import replace as dc_replace
+
+    from tailor.evaluation.audit import render_markdown, run_audit
+    from tailor.recommend.service import Recommender
+    from tailor.recommend.signals import ProtectedPolicy
+
+    settings = _settings(args)
+    try:
+        policy = ProtectedPolicy.from_settings(settings)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    policies = [policy]
+    if args.compare_protected:
+        policies.append(dc_replace(policy, use_in_ranking=not policy.use_in_ranking))
+    if not Path(str(settings.index_dir)).exists():
+        raise CliError(f"no index at {settings.index_dir}: run `tailor demo` and `tailor index`")
+    started = time.monotonic()
+    try:
+        recommender = Recommender.from_settings(settings, progress=True)
+        report = run_audit(
+            recommender,
+            policies,
+            customers=args.customers,
+            threshold=args.threshold,
+            departments=args.departments,
+            min_group=args.min_group,
+            n_boot=args.boot,
+            seed=args.seed,
+            quality=not args.no_quality,
+            progress=True,
+            log=echo,
+        )
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    except Exception as exc:  # exit code 1 means "flags": any other failure must exit 2
+        import traceback
+
+        traceback.print_exc()
+        raise CliError(f"the audit failed: {exc!r}") from exc
+    command = ["tailor audit"]
+    if args.customers:
+        command.append(f"--customers {args.customers}")
+    if args.threshold != 0.2:
+        command.append(f"--threshold {args.threshold}")
+    if args.compare_protected:
+        command.append("--compare-protected")
+    report.command = " ".join(command)
+    out = Path(args.out) if args.out else PROJECT_ROOT / "docs" / "audit.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render_markdown(report), encoding="utf-8")
+    out.with_suffix(".json").write_text(json.dumps(report.to_json(), indent=1), encoding="utf-8")
+    flags = len(report.runs[0].flags)
+    echo(
+        f"Wrote {out} and {out.with_suffix('.json').name} in "
+        f"{(time.monotonic() - started) / 60:.1f} min: {flags} flag(s)."
+    )
+    return 1 if report.flagged else 0
+
+
 def _eval_retrieval(args: argparse.Namespace) -> int:
     from tailor.evaluation.retrieval import load_dataset, run_retrieval_eval
     from tailor.retrieval.engine import embedder_for
@@ -878,6 +1097,75 @@ def _eval_retrieval(args: argparse.Namespace) -> int:
 
 
 # -- parser ----------------------------------------------------------------------------
+def cmd_experiments(args: argparse.Namespace) -> int:
+    """A/B experiments on the ranking (experiments.toml): list them, simulate traffic from the
+    demo customers through the real recommender, or report per arm and segment with
+    confidence intervals and significance tests (docs/experiments.md)."""
+    from datetime import timedelta
+
+    from tailor.experiments import ExperimentError, find_experiment, load_experiments
+
+    settings = _settings(args)
+    try:
+        experiments = load_experiments(settings.experiments_file)
+        if args.action == "list":
+            if not experiments:
+                print(f"No experiments defined ({settings.experiments_file}).")
+            for e in experiments:
+                arms = ", ".join(
+                    f"{a.name} ({a.traffic:g}"
+                    + "".join(f", {k}={v:g}" for k, v in a.weights.items())
+                    + ")"
+                    for a in e.arms
+                )
+                print(
+                    f"{e.name}: {e.start:%Y-%m-%d} - {e.end:%Y-%m-%d}, control {e.control}; "
+                    f"arms {arms}; who: {e.describe_segments()}"
+                )
+            return 0
+        if not args.name:
+            raise CliError(f"name the experiment: tailor experiments {args.action} NAME")
+        experiment = find_experiment(experiments, args.name)
+    except ExperimentError as exc:
+        raise CliError(str(exc)) from exc
+    if settings.experiment_attribution_hours <= 0:
+        raise CliError(
+            "experiment_attribution_hours (TAILOR_EXPERIMENT_ATTRIBUTION_HOURS) must be "
+            f"positive, got {settings.experiment_attribution_hours}"
+        )
+    window = timedelta(hours=settings.experiment_attribution_hours)
+    if args.action == "simulate":
+        from tailor.experiments.simulate import simulate
+        from tailor.recommend.service import Recommender
+
+        echo("Opening the catalog, index and models …")
+        rec = Recommender.from_settings(settings, progress=True)
+        try:
+            summary = simulate(
+                rec,
+                experiment,
+                customers=args.customers,
+                days=args.days,
+                seed=args.seed if args.seed is not None else settings.seed,
+                progress=True,
+            )
+        except ValueError as exc:
+            raise CliError(str(exc)) from exc
+        print(summary.render())
+        return 0
+    from tailor.experiments.report import build_report, write_report
+    from tailor.store import make_session_factory
+
+    report = build_report(
+        make_session_factory(settings.database_url), experiment, window, args.segment_kind
+    )
+    print(report.markdown())
+    out = Path(args.out) if args.out else settings.home / "experiments"
+    md, png = write_report(report, out)
+    echo(f"Wrote {md} and {png}.")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with all subcommands."""
     parser = argparse.ArgumentParser(prog="tailor", description=__doc__)
@@ -931,6 +1219,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("segments", cmd_segments, "segment customers: `tailor segments fit`")
     p.add_argument("action", choices=["fit"], help="fit: refit and reassign, then print a table")
     p.add_argument("--seed", type=int, help="random seed (default 42)")
+    p = add("predict", cmd_predict, "churn risk and restock predictions: fit, evaluate, show")
+    p.add_argument("action", choices=["fit", "evaluate", "show"])
+    p.add_argument("customer", nargs="?", help="with show: the customer's external id")
+    p.add_argument("--cutoff", help="with evaluate: YYYY-MM-DD (default: last purchase - horizon)")
+    p.add_argument("--horizon", type=int, default=90, help="churn horizon in days (default 90)")
+    p.add_argument("--days", type=int, default=7, help="with show: restocks due within N days")
+    p.add_argument("--out", help="with evaluate: the report (default docs/predictive.md)")
     p = add("sentiment", cmd_sentiment, "train the sentiment model, score texts or reviews")
     p.add_argument("action", choices=["train", "score", "reviews"])
     p.add_argument("texts", nargs="*", help="with score: the texts to score")
@@ -961,6 +1256,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="with retention: only count")
     p.add_argument("--customer", help="with export/forget: the customer's external id")
     p.add_argument("--sender", help="with export/forget: an anonymous conversation id")
+    p = add("triggers", cmd_triggers, "behavioural triggers: list, run, report, opt-in")
+    p.add_argument("action", choices=["list", "run", "report", "opt-in"])
+    p.add_argument("customer", nargs="?", help="with opt-in: the customer's external id")
+    p.add_argument("--dry-run", action="store_true", help="with run: send and log nothing")
+    p.add_argument("--days", type=int, default=30, help="with report: period (default 30)")
+    p.add_argument("--json", action="store_true", help="with report: print JSON")
+    p.add_argument("--channel", help="with opt-in: the messaging channel (e.g. telegram)")
+    p.add_argument("--off", action="store_true", help="with opt-in: record an opt-out")
     p = add("agent", cmd_agent, "add a support agent for the assist panel, or reset a password")
     p.add_argument("action", choices=["add", "passwd"], help="add | passwd")
     p.add_argument("username", help="3-64 letters, digits, _ . @ -")
@@ -973,6 +1276,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("chat", cmd_chat, "chat with a running Tailor in the terminal")
     p.add_argument("--url", help="Rasa server URL (default from settings)")
     p.add_argument("--sender", help="conversation id (default: a new one)")
+    p = add("audit", cmd_audit, "bias audit: exposure and quality by demographic group")
+    p.add_argument("--out", help="markdown report (default docs/audit.md; JSON next to it)")
+    p.add_argument(
+        "--threshold", type=float, default=0.2, help="relative difference to flag (default 0.2)"
+    )
+    p.add_argument("--customers", type=int, help="audit a seeded sample of N customers")
+    p.add_argument(
+        "--compare-protected",
+        action="store_true",
+        help="run twice: protected attributes excluded (the default) and included",
+    )
+    p.add_argument(
+        "--departments", type=int, help="ask only the N largest departments (default: all)"
+    )
+    p.add_argument("--min-group", type=int, default=10, help="never flag smaller groups")
+    p.add_argument("--boot", type=int, default=1000, help="bootstrap/permutation replicates")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--no-quality", action="store_true", help="skip the held-out evaluation")
     p = add("eval", cmd_eval, "measure retrieval, understanding and sentiment on real data")
     p.add_argument(
         "what",
@@ -1015,6 +1336,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", action="store_true", help="also profile by stage with py-spy")
     p.add_argument(
         "--out", help="report folder (default docs/bench); soak: file (docs/reliability.md)"
+    )
+    p = add("experiments", cmd_experiments, "A/B experiments: list, simulate, report")
+    p.add_argument("action", choices=["list", "simulate", "report"])
+    p.add_argument("name", nargs="?", help="the experiment (simulate, report)")
+    p.add_argument("--customers", type=int, default=200, help="simulate: demo customers")
+    p.add_argument("--days", type=int, default=14, help="simulate: days from the start")
+    p.add_argument("--seed", type=int, help="simulate: random seed (default 42)")
+    p.add_argument("--out", help="report: folder for NAME.md and NAME.png (var/experiments)")
+    p.add_argument(
+        "--segment-kind",
+        default="rfm",
+        choices=["rfm", "demographic", "geographic", "psychographic"],
+        help="report: segments of the per-segment table (default rfm, the behavioural ones)",
     )
     return parser
 
