@@ -28,7 +28,7 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from tailor.store.models import CustomerSegment, Event, Profile
+from tailor.store.models import CustomerScore, CustomerSegment, Event, Profile
 from tailor.store.profiles import set_personalisation
 
 #: Payload keys that hold the shopper's own words or device context; dropped on
@@ -74,7 +74,8 @@ def deidentify_events(session: Session, where: ColumnElement[bool]) -> int:
 
 def apply_consent(session: Session, profile: Profile, allowed: bool) -> ConsentChange:
     """Record the shopper's choice; withdrawing it de-identifies their events and deletes
-    their segment assignments in the same transaction (see the module docstring)."""
+    their segment assignments and predictive scores in the same transaction (see the module
+    docstring)."""
     set_personalisation(session, profile, allowed)
     if allowed:
         return ConsentChange(personalisation=True)
@@ -87,6 +88,12 @@ def apply_consent(session: Session, profile: Profile, allowed: bool) -> ConsentC
             .execution_options(synchronize_session=False)
         )
         segments = int(getattr(result, "rowcount", 0) or 0)
+        # predictions (churn risk, restocks due) are profiling too: none without consent
+        session.execute(
+            delete(CustomerScore)
+            .where(CustomerScore.customer_id == profile.customer_id)
+            .execution_options(synchronize_session=False)
+        )
     return ConsentChange(False, events, segments)
 
 
@@ -136,6 +143,11 @@ def deidentify_opted_out(session: Session, dry_run: bool = False) -> int:
         session.execute(
             delete(CustomerSegment)
             .where(CustomerSegment.customer_id.in_(opted_out))
+            .execution_options(synchronize_session=False)
+        )
+        session.execute(
+            delete(CustomerScore)
+            .where(CustomerScore.customer_id.in_(opted_out))
             .execution_options(synchronize_session=False)
         )
     return changed

@@ -22,7 +22,15 @@ from tailor.privacy.subject import (
 )
 from tailor.privacy.tracker import TrackerStore
 from tailor.store.agents import AgentAction
-from tailor.store.models import ChannelLink, Customer, CustomerSegment, Event, Profile, utcnow
+from tailor.store.models import (
+    ChannelLink,
+    Customer,
+    CustomerScore,
+    CustomerSegment,
+    Event,
+    Profile,
+    utcnow,
+)
 
 #: Where a shopper gets the full export and how they are forgotten, for the chat's summary.
 EXPORT_HINT = (
@@ -42,6 +50,7 @@ class DataExport(TypedDict):
     consent: dict[str, Any]
     profiles: list[dict[str, Any]]
     segments: dict[str, str]
+    scores: list[dict[str, Any]]
     channel_links: list[dict[str, Any]]
     events: list[dict[str, Any]]
     agent_actions: list[dict[str, Any]]
@@ -72,6 +81,7 @@ def export_data(session: Session, subject: Subject, tracker: TrackerStore) -> Da
         select(Event).where(events_filter(subject, senders)).order_by(Event.created_at, Event.id)
     )
     segments: dict[str, str] = {}
+    scores: list[dict[str, Any]] = []
     links: list[dict[str, Any]] = []
     if subject.customer_id is not None:
         segments = {
@@ -80,8 +90,28 @@ def export_data(session: Session, subject: Subject, tracker: TrackerStore) -> Da
                 select(CustomerSegment).where(CustomerSegment.customer_id == subject.customer_id)
             )
         }
+        # Predictions about the customer (churn risk, restocks due) are profiling: theirs too.
+        scores = [
+            {
+                "kind": sc.kind,
+                "value": sc.value,
+                "details": dict(sc.payload or {}),
+                "model_version": sc.model_version,
+                "updated_at": _iso(sc.updated_at),
+            }
+            for sc in session.scalars(
+                select(CustomerScore)
+                .where(CustomerScore.customer_id == subject.customer_id)
+                .order_by(CustomerScore.kind)
+            )
+        ]
         links = [
-            {"channel": link.channel, "user_id": link.user_id, "linked_at": _iso(link.created_at)}
+            {
+                "channel": link.channel,
+                "user_id": link.user_id,
+                "linked_at": _iso(link.created_at),
+                "marketing_opt_in_at": _iso(link.marketing_opt_in_at),
+            }
             for link in session.scalars(
                 select(ChannelLink).where(ChannelLink.customer_id == subject.customer_id)
             )
@@ -135,6 +165,7 @@ def export_data(session: Session, subject: Subject, tracker: TrackerStore) -> Da
             for p in profiles
         ],
         segments=segments,
+        scores=scores,
         channel_links=links,
         events=[
             {
@@ -180,6 +211,7 @@ _KIND_WORDS = {
     "purchase": "purchase",
     "handoff": "request for a person",
     "no_results": "search that found nothing",
+    "trigger": "reminder or offer we sent you",
 }
 
 

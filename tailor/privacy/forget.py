@@ -36,7 +36,14 @@ from tailor.privacy.subject import (
 )
 from tailor.privacy.tracker import TrackerStore
 from tailor.store.agents import AgentAction
-from tailor.store.models import ChannelLink, Customer, CustomerSegment, Event, Profile
+from tailor.store.models import (
+    ChannelLink,
+    Customer,
+    CustomerScore,
+    CustomerSegment,
+    Event,
+    Profile,
+)
 
 
 @dataclass
@@ -116,6 +123,13 @@ def forget(session: Session, subject: Subject, tracker: TrackerStore) -> ForgetR
             session.execute(
                 delete(CustomerSegment)
                 .where(CustomerSegment.customer_id == cid)
+                .execution_options(**opts)
+            )
+        )
+        d["customer_scores"] = _count(
+            session.execute(
+                delete(CustomerScore)
+                .where(CustomerScore.customer_id == cid)
                 .execution_options(**opts)
             )
         )

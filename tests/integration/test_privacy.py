@@ -49,6 +49,7 @@ from tailor.store.agents import record_action
 from tailor.store.events import record_events
 from tailor.store.models import Customer, CustomerSegment, Event, Profile, utcnow
 from tailor.store.profiles import link_channel_user, profile_for
+from tailor.store.scores import scores_of, set_scores
 from tailor.store.segments import purchase_stats
 
 pytestmark = [pytest.mark.rasa]
@@ -121,6 +122,9 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
             .limit(1)
         )
         s.execute(update(Customer).where(Customer.id == cid).values(name=NAME, email=EMAIL))
+        # predictions are personal data too: Zelda and the others get a churn score
+        everyone = s.scalars(select(Customer.id)).all()
+        set_scores(s, "churn", 1, {c: (0.4, {"band": "medium"}) for c in everyone})
     factory.kw["bind"].dispose()
     now = utcnow().timestamp()
     old = (utcnow() - timedelta(days=800)).timestamp()
@@ -257,6 +261,7 @@ def test_forgetting_a_customer_leaves_no_trace_in_any_table(world: World) -> Non
     assert {SENDER, SECOND, TELEGRAM} < set(report.conversations)
     needles += report.conversations
     assert report.deleted["customers"] == 1 and report.deleted["rasa tracker events"] == 18
+    assert report.deleted["customer_scores"] == 1
     assert traces(world, needles, world.zelda) == []
     # everyone else's data is untouched
     assert world.tracker.count([VISITOR]) == 9 and world.tracker.count([OTHER]) == 6
@@ -329,6 +334,9 @@ def test_export_holds_everything_kept_and_the_summary_reads_well(world: World) -
     assert len(data["events"]) == n_events
     assert {e["kind"] for e in data["events"]} >= {"purchase", "message", "click"}
     assert set(data["segments"]) >= {"rfm", "demographic", "geographic", "psychographic"}
+    assert [(sc["kind"], sc["value"], sc["details"]) for sc in data["scores"]] == [
+        ("churn", 0.4, {"band": "medium"})
+    ]
     assert data["channel_links"][0] == {**data["channel_links"][0], "channel": "telegram"}
     assert set(data["transcripts"]) == {SENDER, SECOND, TELEGRAM}
     assert {SENDER, SECOND, TELEGRAM} < set(data["conversations"])
@@ -350,6 +358,7 @@ def test_export_holds_everything_kept_and_the_summary_reads_well(world: World) -
     assert (
         anon["customer"] is None and anon["segments"] == {} and anon["conversations"] == [VISITOR]
     )
+    assert anon["scores"] == []
     assert {e["kind"] for e in anon["events"]} == {"message", "view"}
     assert "not signed in" in summary_text(anon)
 
@@ -411,6 +420,8 @@ def test_withdrawing_consent_stops_analytics_at_once(world: World) -> None:
             .where(CustomerSegment.customer_id == world.zelda)
         )
         assert segs == 0
+        assert scores_of(s, world.zelda) == {}  # no profiling without consent
+        assert scores_of(s, world.other)  # only hers
         # the product counts survive, without the person or their words
         kept = s.scalars(select(Event).where(Event.kind == "message", Event.sender_id.is_(None)))
         assert all("text" not in e.payload for e in kept)
