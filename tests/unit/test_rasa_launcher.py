@@ -25,3 +25,69 @@ def test_token_is_appended_for_rasa_only() -> None:
 def test_a_token_on_the_command_line_is_refused() -> None:
     with pytest.raises(SystemExit, match="TAILOR_RASA_TOKEN"):
         rasa_argv(["run", "--auth-token", "x"], "y")
+
+
+#: Run in the Rasa venv: every response gets the same verdict (and the same error message)
+#: from Rasa's own validation and from the validator the launcher builds once.
+_SAME_VERDICTS = r"""
+import json, sys
+from jsonschema import ValidationError
+from rasa.core.actions.action import RemoteAction
+
+responses = json.loads(sys.argv[1])
+action = RemoteAction("action_x", None)
+
+def verdicts():
+    out = []
+    for r in responses:
+        try:
+            out.append(["ok", action._validate_action_result(r)])
+        except ValidationError as e:
+            out.append(["error", e.message])
+    return out
+
+before = verdicts()
+from tailor_rasa_run import validate_action_responses_once
+validate_action_responses_once()
+validate_action_responses_once()  # idempotent
+assert RemoteAction._validate_action_result.tailor_cached
+print(json.dumps({"before": before, "after": verdicts()}))
+"""
+
+
+@pytest.mark.rasa
+def test_cached_validation_gives_rasas_verdicts() -> None:
+    import json
+    import subprocess
+
+    from tailor.config import Settings
+    from tailor.runtime.rasa import rasa_env
+
+    card = {"type": "product_cards", "products": [{"id": 1, "title": "x", "price": 9.5}]}
+    responses = [
+        {"events": [], "responses": [{"text": "ok"}]},
+        {
+            "events": [{"event": "slot", "name": "shown", "value": [{"id": 1}]}],
+            "responses": [{"text": "Here:", "buttons": [{"title": "a", "payload": "b"}]}],
+        },
+        {"events": [], "responses": [{"custom": card}]},
+        {},
+        {"events": [{"event": "no_such_event"}]},
+        {"events": [{"event": "slot"}]},
+        {"events": "not a list"},
+        {"responses": [{"text": 5}]},
+    ]
+    python = Settings.load().rasa_venv / "bin" / "python"
+    env = rasa_env({"PYTHONPATH": str(RASA_PLUGINS)})
+    done = subprocess.run(
+        [str(python), "-c", _SAME_VERDICTS, json.dumps(responses)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["after"] == result["before"]
+    kinds = [v[0] for v in result["before"]]
+    assert "ok" in kinds and "error" in kinds  # both verdicts are exercised
