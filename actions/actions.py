@@ -11,9 +11,9 @@ import abc
 import asyncio
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
@@ -45,7 +45,7 @@ from tailor.recommend.render import (
     recommendation_replies,
 )
 from tailor.recommend.scope import is_bare_product_phrase, is_grounded, is_product_request
-from tailor.recommend.service import Recommender, get_default_recommender
+from tailor.recommend.service import Recommender, Retrieved, get_default_recommender
 
 #: Words that carry no shopping meaning; a request made only of them gets a question back.
 _GENERIC = frozenset(
@@ -55,6 +55,7 @@ _GENERIC = frozenset(
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def _is_generic(text: str) -> bool:
@@ -84,6 +85,30 @@ def _model_pool() -> ThreadPoolExecutor:
     if _model_threads is None:
         _model_threads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tailor-model")
     return _model_threads
+
+
+def _background(work: Awaitable[T]) -> asyncio.Task[T]:
+    """Start ``work`` now; if nobody awaits it (an early answer), its error is only logged."""
+    task = asyncio.ensure_future(work)
+
+    def done(t: asyncio.Task[T]) -> None:
+        if not t.cancelled() and t.exception() is not None:
+            log.debug("background work failed", exc_info=t.exception())
+
+    task.add_done_callback(done)
+    return task
+
+
+async def _outcome(task: asyncio.Task[T] | None) -> T | None:
+    """The result of background work, or None when there was none or it failed (the caller
+    then does the work itself)."""
+    if task is None:
+        return None
+    try:
+        return await task
+    except Exception:
+        log.exception("background work failed; doing it in the turn")
+        return None
 
 
 class Observing:
@@ -322,7 +347,31 @@ class ActionRecommend(TailorAction):
             semantic=u.semantic if u is not None else None,
         )
         crit = turn.criteria
-        await asyncio.to_thread(rec.prepare_query, crit)
+        fresh = current.is_empty() or turn.reset_seen
+        generic = intent == "ask_recommendation" and not entities and _is_generic(text) and fresh
+        ungrounded = (
+            not generic
+            and intent == "ask_recommendation"
+            and fresh
+            and u is not None
+            and not is_grounded(u)
+        )
+        if turn.reset_seen:
+            seen = []
+        if turn.mode == "more":
+            exclude, avoid = seen, []
+        elif turn.mode == "exclude_shown":
+            exclude, avoid = list(turn.exclude_ids), seen
+        else:
+            exclude, avoid = [], seen
+        k = min(rec.k, 3) if self.metadata(tracker).get("device") == "mobile" else rec.k
+        # What to search for is known unless the request is generic (the shopper's history
+        # decides) or may be out of scope: search now, while identity and context load.
+        retrieving: asyncio.Task[Retrieved | None] | None = None
+        if generic or ungrounded:
+            await asyncio.to_thread(rec.prepare_query, crit)
+        else:
+            retrieving = _background(asyncio.to_thread(rec.retrieve, crit, k, exclude, avoid))
         admitted = await observing.admitted
 
         if intent == "react_negative" and shown:
@@ -335,30 +384,21 @@ class ActionRecommend(TailorAction):
         if intent == "affirm" and current.is_empty() and not for_you:
             dispatcher.utter_message(response="utter_ask_what")
             return []
-        fresh = current.is_empty() or turn.reset_seen
-        generic = intent == "ask_recommendation" and not entities and _is_generic(text) and fresh
         if generic:
             if not for_you:
                 dispatcher.utter_message(response="utter_ask_what")
                 return []
             crit = Criteria()
-        elif intent == "ask_recommendation" and fresh and u is not None and not is_grounded(u):
+        elif ungrounded:
+            assert u is not None
             similarity = await asyncio.to_thread(rec.catalog_similarity, u.semantic or text)
             if not is_grounded(u, similarity):
                 # "recommend a good restaurant": a request, but for nothing this store sells
                 dispatcher.utter_message(response="utter_out_of_scope")
                 return []
-        if turn.reset_seen:
-            seen = []
-        if turn.mode == "more":
-            exclude, avoid = seen, []
-        elif turn.mode == "exclude_shown":
-            exclude, avoid = list(turn.exclude_ids), seen
-        else:
-            exclude, avoid = [], seen
-        k = min(rec.k, 3) if shopper.context.device == "mobile" else rec.k
+        retrieved = await _outcome(retrieving)
         result = await asyncio.to_thread(
-            lambda: rec.recommend(crit, k, exclude, avoid, shopper=shopper)
+            lambda: rec.recommend(crit, k, exclude, avoid, shopper=shopper, retrieved=retrieved)
         )
 
         replies = recommendation_replies(result, turn.mode, self.rich(tracker), turn.notes)

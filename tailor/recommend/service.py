@@ -116,6 +116,33 @@ class Recommendation:
 
 
 @dataclass(frozen=True)
+class Retrieved:
+    """Candidates found for a request before ranking: products with their search scores,
+    their vectors, and how many products match in all."""
+
+    criteria: Criteria
+    k: int
+    exclude: tuple[int, ...]
+    avoid: tuple[int, ...]
+    candidates: list[tuple[Any, float]]
+    vectors: dict[int, np.ndarray]
+    total: int
+    similar_title: str | None = None
+    basis: str | None = None
+
+    def answers(
+        self, criteria: Criteria, k: int, exclude: Sequence[int], avoid: Sequence[int]
+    ) -> bool:
+        """Whether these are the candidates of a request with these arguments."""
+        return (
+            self.criteria == criteria
+            and self.k == k
+            and self.exclude == tuple(exclude)
+            and self.avoid == tuple(avoid)
+        )
+
+
+@dataclass(frozen=True)
 class ProductDetails:
     """Everything the bot says about one product."""
 
@@ -269,6 +296,65 @@ class Recommender:
         return float(hits[0].score) if hits else 0.0
 
     # -- recommendations -------------------------------------------------------------
+    def retrieve(
+        self,
+        criteria: Criteria,
+        k: int | None = None,
+        exclude: Sequence[int] = (),
+        avoid: Sequence[int] = (),
+    ) -> Retrieved | None:
+        """The candidates for ``criteria`` when they do not depend on who asks (the request
+        names something, or is "more like" a product); None when only the shopper's session
+        or history can say what to search for. Lets a turn search while the shopper's
+        identity and context are still loading; :meth:`recommend` ranks the result."""
+        if criteria.similar_to is None and not criteria.query_text():
+            return None
+        query = self._query_for(criteria, ShopperContext.anonymous())
+        if query is None:
+            return None
+        return self._retrieve(criteria, query, k or self.k, exclude, avoid)
+
+    def _retrieve(
+        self,
+        criteria: Criteria,
+        query: str | np.ndarray,
+        k: int,
+        exclude: Sequence[int],
+        avoid: Sequence[int],
+    ) -> Retrieved:
+        want = max(k * 10, 40)
+        exclude, avoid = tuple(exclude), tuple(avoid)
+        flt = criteria.to_filter(exclude_ids=exclude + avoid)
+        similar_title: str | None = None
+        if criteria.similar_to is not None:
+            flt = replace(flt, exclude_ids=(*flt.exclude_ids, criteria.similar_to))
+            with self.session_factory() as session:
+                ref = get_products(session, [criteria.similar_to])
+                similar_title = ref[0].title if ref else None
+        hits = self._candidates(criteria, query, want, flt)
+        if len(hits) < k and avoid:
+            relaxed = criteria.to_filter(exclude_ids=exclude)
+            if criteria.similar_to is not None:
+                relaxed = replace(relaxed, exclude_ids=(*relaxed.exclude_ids, criteria.similar_to))
+            extra = self._candidates(criteria, query, want, relaxed)
+            have = {h.product_id for h in hits}
+            hits = list(hits) + [h for h in extra if h.product_id not in have]
+        total = self.search.count(criteria.to_filter(exclude_ids=exclude))
+        with self.session_factory() as session:
+            products = {p.id: p for p in get_products(session, [h.product_id for h in hits])}
+        candidates = [(products[h.product_id], h.score) for h in hits if h.product_id in products]
+        return Retrieved(
+            criteria=criteria,
+            k=k,
+            exclude=exclude,
+            avoid=avoid,
+            candidates=candidates,
+            vectors=self._vectors([p.id for p, _ in candidates]),
+            total=total,
+            similar_title=similar_title,
+            basis="for you" if isinstance(query, np.ndarray) and criteria.is_empty() else None,
+        )
+
     def recommend(
         self,
         criteria: Criteria,
@@ -277,68 +363,48 @@ class Recommender:
         avoid: Sequence[int] = (),
         shopper: ShopperContext | None = None,
         now: datetime | None = None,
+        retrieved: Retrieved | None = None,
     ) -> Recommendation:
         """Up to ``k`` products satisfying ``criteria``, ranked for ``shopper``; never one of
         ``exclude``. Products in ``avoid`` (already seen) are used only when too few others
         match. Without criteria, a known or active shopper gets products "for you".
+
+        ``retrieved``: candidates :meth:`retrieve` found for the same request beforehand
+        (ignored unless criteria, ``k``, ``exclude`` and ``avoid`` are the same).
         """
         k = k or self.k
         shopper = shopper or ShopperContext.anonymous()
-        want = max(k * 10, 40)
-        flt = criteria.to_filter(exclude_ids=tuple(exclude) + tuple(avoid))
-        similar_title: str | None = None
-        basis: str | None = None
-        if criteria.similar_to is not None:
-            flt = replace(flt, exclude_ids=(*flt.exclude_ids, criteria.similar_to))
-            with self.session_factory() as session:
-                ref = get_products(session, [criteria.similar_to])
-                similar_title = ref[0].title if ref else None
-        query = self._query_for(criteria, shopper)
-        if query is None:
-            return Recommendation([], criteria, 0)
-        if isinstance(query, np.ndarray) and criteria.is_empty():
-            basis = "for you"
-        hits = self._candidates(criteria, query, want, flt)
-        if len(hits) < k and avoid:
-            relaxed = criteria.to_filter(exclude_ids=tuple(exclude))
-            if criteria.similar_to is not None:
-                relaxed = replace(relaxed, exclude_ids=(*relaxed.exclude_ids, criteria.similar_to))
-            extra = self._candidates(criteria, query, want, relaxed)
-            have = {h.product_id for h in hits}
-            hits = list(hits) + [h for h in extra if h.product_id not in have]
-        total = self.search.count(criteria.to_filter(exclude_ids=tuple(exclude)))
-        with self.session_factory() as session:
-            products = {p.id: p for p in get_products(session, [h.product_id for h in hits])}
-            candidates = [
-                (products[h.product_id], h.score) for h in hits if h.product_id in products
-            ]
-            vectors = self._vectors(
-                [p.id for p, _ in candidates]
-                + [pid for pid, _ in shopper.session.positive]
-                + [pid for pid, _ in shopper.session.negative]
-            )
-            review_sentiment = {
-                p.id: p.review_sentiment for p, _ in candidates if p.review_sentiment is not None
-            }
-            ranked = personal_rank(
-                candidates,
-                shopper,
-                self.weights_for(shopper),
-                k,
-                vectors,
-                prices=self.signals.prices,
-                review_sentiment=review_sentiment,
-                now=now or datetime.now(UTC),
-            )
-            suggestions = [self._suggestion(s, criteria, similar_title) for s in ranked]
+        if retrieved is None or not retrieved.answers(criteria, k, exclude, avoid):
+            query = self._query_for(criteria, shopper)
+            if query is None:
+                return Recommendation([], criteria, 0)
+            retrieved = self._retrieve(criteria, query, k, exclude, avoid)
+        candidates = retrieved.candidates
+        vectors = dict(retrieved.vectors)
+        own = [pid for pid, _ in (*shopper.session.positive, *shopper.session.negative)]
+        vectors.update(self._vectors([pid for pid in own if pid not in vectors]))
+        review_sentiment = {
+            p.id: p.review_sentiment for p, _ in candidates if p.review_sentiment is not None
+        }
+        ranked = personal_rank(
+            candidates,
+            shopper,
+            self.weights_for(shopper),
+            k,
+            vectors,
+            prices=self.signals.prices,
+            review_sentiment=review_sentiment,
+            now=now or datetime.now(UTC),
+        )
+        suggestions = [self._suggestion(s, criteria, retrieved.similar_title) for s in ranked]
         relaxations = self.relaxations(criteria) if not suggestions else []
         return Recommendation(
             suggestions=suggestions,
             criteria=criteria,
-            total_matches=total,
+            total_matches=retrieved.total,
             relaxations=relaxations,
-            similar_title=similar_title,
-            basis=basis,
+            similar_title=retrieved.similar_title,
+            basis=retrieved.basis,
         )
 
     def prepare_query(self, criteria: Criteria) -> None:
