@@ -61,7 +61,7 @@ def validate_action_responses_once() -> None:
         raise error
 
     _validate_action_result.tailor_cached = True  # type: ignore[attr-defined]
-    RemoteAction._validate_action_result = _validate_action_result  # type: ignore[method-assign]
+    RemoteAction._validate_action_result = _validate_action_result
 
 
 def main() -> None:
