@@ -298,3 +298,17 @@ def _coerce(name: str, f: dataclasses.Field[Any], raw: str) -> Any:
     except ValueError as exc:
         raise ValueError(f"TAILOR_{name.upper()} must be an integer, got {raw!r}") from exc
     return raw
+
+
+def read_toml_file(path: Path | str, what: str, error: type[Exception]) -> dict[str, Any]:
+    """The TOML table in the file at ``path``; a missing or malformed file raises ``error``
+    naming ``what`` (e.g. "triggers file") and the file."""
+    import tomllib
+
+    file = Path(path)
+    try:
+        return tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise error(f"{what} {file} does not exist") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise error(f"{what} {file} is not valid TOML: {exc}") from exc

@@ -26,7 +26,6 @@ between two firings of any rules for the same customer) across all rules.
 from __future__ import annotations
 
 import string
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from tailor.config import read_toml_file
 from tailor.recommend.context import ContextRuleError, HourRange, parse_hours
 
 __all__ = [
@@ -299,12 +299,7 @@ def parse_trigger_config(data: Mapping[str, Any]) -> TriggerConfig:
 def load_trigger_config(path: Path | str) -> TriggerConfig:
     """The configuration in ``path``; a missing or malformed file is an error naming it."""
     file = Path(path)
-    try:
-        data = tomllib.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise TriggerConfigError(f"triggers file {file} does not exist") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise TriggerConfigError(f"triggers file {file} is not valid TOML: {exc}") from exc
+    data = read_toml_file(file, "triggers file", TriggerConfigError)
     try:
         return parse_trigger_config(data)
     except TriggerConfigError as exc:

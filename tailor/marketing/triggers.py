@@ -189,24 +189,7 @@ class Firing:
 
 
 def _card(product: Product, reason: str) -> dict[str, Any]:
-    s = Suggestion(
-        product_id=product.id,
-        sku=product.sku,
-        title=product.title,
-        brand=product.brand,
-        category=product.category,
-        price=float(product.price),
-        currency=product.currency,
-        rating=product.rating,
-        review_count=product.review_count or 0,
-        colour=product.colour,
-        material=product.material,
-        image_url=product.image_url,
-        in_stock=product.in_stock,
-        reason=reason,
-        score=0.0,
-    )
-    return s.to_card()
+    return Suggestion.of(product, reason).to_card()
 
 
 class TriggerEngine:

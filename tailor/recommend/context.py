@@ -22,13 +22,14 @@ Everything here is pure; the file is read once when the recommender is built.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from tailor.config import read_toml_file
 
 __all__ = [
     "CONDITIONS",
@@ -272,12 +273,7 @@ def load_context_rules(path: Path | str | None) -> tuple[ContextRule, ...]:
     if path is None:
         return ()
     file = Path(path)
-    try:
-        data = tomllib.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ContextRuleError(f"context rules file {file} does not exist") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ContextRuleError(f"context rules file {file} is not valid TOML: {exc}") from exc
+    data = read_toml_file(file, "context rules file", ContextRuleError)
     try:
         return parse_context_rules(data)
     except ContextRuleError as exc:

@@ -82,6 +82,34 @@ class Suggestion:
     #: The signals behind the score (``{"relevance": 0.61, "affinity": 0.08, ...}``).
     signals: dict[str, float] = field(default_factory=dict)
 
+    @classmethod
+    def of(
+        cls,
+        product: Any,
+        reason: str,
+        score: float = 0.0,
+        signals: dict[str, float] | None = None,
+    ) -> Suggestion:
+        """The suggestion of a catalog ``product`` (a :class:`Product` row) with its reason."""
+        return cls(
+            product_id=product.id,
+            sku=product.sku,
+            title=product.title,
+            brand=product.brand,
+            category=product.category,
+            price=float(product.price),
+            currency=product.currency,
+            rating=product.rating,
+            review_count=product.review_count or 0,
+            colour=product.colour,
+            material=product.material,
+            image_url=product.image_url,
+            in_stock=product.in_stock,
+            reason=reason,
+            score=score,
+            signals=dict(signals or {}),
+        )
+
     def to_card(self) -> dict[str, Any]:
         """The JSON card the widget renders."""
         card = asdict(self)
@@ -464,23 +492,8 @@ class Recommender:
             reason = personal[0].upper() + personal[1:] + "; " + factual[0].lower() + factual[1:]
         else:
             reason = factual
-        return Suggestion(
-            product_id=p.id,
-            sku=p.sku,
-            title=p.title,
-            brand=p.brand,
-            category=p.category,
-            price=float(p.price),
-            currency=p.currency,
-            rating=p.rating,
-            review_count=p.review_count or 0,
-            colour=p.colour,
-            material=p.material,
-            image_url=p.image_url,
-            in_stock=p.in_stock,
-            reason=reason,
-            score=scored.score,
-            signals={c.signal: c.value for c in scored.contributions},
+        return Suggestion.of(
+            p, reason, scored.score, {c.signal: c.value for c in scored.contributions}
         )
 
     def relaxations(self, criteria: Criteria, limit: int = 3) -> list[Relaxation]:
