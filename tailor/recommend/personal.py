@@ -244,6 +244,8 @@ class ShopperContext:
     """
 
     customer_id: int | None = None
+    #: The store's id of the customer (what experiments randomise on), None if anonymous.
+    external_id: str | None = None
     name: str | None = None
     personalised: bool = False
     affinity: Affinity = field(default_factory=Affinity)

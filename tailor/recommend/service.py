@@ -43,7 +43,7 @@ from tailor.retrieval.text import product_text
 from tailor.store import make_session_factory
 from tailor.store.catalog import get_products
 from tailor.store.events import record_events
-from tailor.store.models import Customer, Product
+from tailor.store.models import Product
 from tailor.store.retry import with_retry
 
 log = logging.getLogger(__name__)
@@ -291,12 +291,7 @@ class Recommender:
         now = now or datetime.now(UTC)
         ctx = self.signals.build(sender_id, customer_id, metadata, now)
         if self.experiments and ctx.personalised:
-            external = None
-            if customer_id is not None:
-                with self.session_factory() as session:
-                    customer = session.get(Customer, customer_id)
-                    external = customer.external_id if customer is not None else None
-            key = unit_key(external, sender_id)
+            key = unit_key(ctx.external_id, sender_id)
             ctx.experiment = assign(self.experiments, key, ctx.segments, now)
         return ctx
 

@@ -460,6 +460,7 @@ class SignalBuilder:
             if not allowed:
                 return ShopperContext(
                     customer_id=customer_id,
+                    external_id=customer.external_id if customer is not None else None,
                     name=name,
                     personalised=False,
                     context=Context(device=device, local_hour=local_hour),
@@ -499,6 +500,7 @@ class SignalBuilder:
         )
         return ShopperContext(
             customer_id=customer_id,
+            external_id=customer.external_id if customer is not None else None,
             name=name,
             personalised=True,
             affinity=affinity_from_history(history, self._prices, now),
