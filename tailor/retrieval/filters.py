@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import json
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -209,6 +211,10 @@ def _clip_int32(value: Any) -> int:
 
 _COLUMNS = ("ids", "category", "brand", "colour", "material", "price", "stock")
 
+#: Bound of :class:`MetadataTable`'s cache of filter masks (bytes; one mask is a byte per
+#: product: ~300 masks of a 100k catalog, 32 of a 1M one).
+MASK_CACHE_BYTES = 32 * 1024 * 1024
+
 
 class MetadataTable:
     """Filterable product attributes as numpy columns aligned by row.
@@ -230,6 +236,21 @@ class MetadataTable:
         self.stock = np.zeros(0, dtype=np.int32)
         self.size_rows = np.zeros(0, dtype=np.int32)
         self.size_codes = np.zeros(0, dtype=np.int32)
+        # Masks of recent filters without their exclude_ids, and the rows of ``ids`` in id
+        # order: a shopper's turns repeat a filter with a growing list of products already
+        # seen, and one turn asks for the same filter up to three times (dense search,
+        # lexical search, count). Both are dropped whenever a column changes.
+        self._masks: OrderedDict[Filter, np.ndarray] = OrderedDict()
+        self._mask_bytes = 0
+        self._id_order: np.ndarray | None = None
+        self._cache_lock = threading.Lock()
+
+    def _changed(self) -> None:
+        """Forget what was derived from the columns (after every mutation)."""
+        with self._cache_lock:
+            self._masks.clear()
+            self._mask_bytes = 0
+            self._id_order = None
 
     @classmethod
     def from_products(cls, products: Iterable[Any]) -> MetadataTable:
@@ -288,6 +309,7 @@ class MetadataTable:
                 pair_codes.append(code)
         self.size_rows = np.concatenate([self.size_rows, np.array(pair_rows, np.int32)])
         self.size_codes = np.concatenate([self.size_codes, np.array(pair_codes, np.int32)])
+        self._changed()
         return len(rows)
 
     def remove(self, ids: Iterable[int] | np.ndarray) -> int:
@@ -303,15 +325,56 @@ class MetadataTable:
         kept_pairs = keep[self.size_rows]
         self.size_rows = new_row[self.size_rows[kept_pairs]].astype(np.int32)
         self.size_codes = self.size_codes[kept_pairs]
+        self._changed()
         return removed
 
     # ------------------------------------------------------------------ queries
     def mask(self, flt: Filter | None) -> np.ndarray:
-        """Boolean row mask of the rows matching ``flt`` (``None`` matches every row)."""
+        """Boolean row mask of the rows matching ``flt`` (``None`` matches every row).
+
+        The mask of the filter without its ``exclude_ids`` is cached (see ``__init__``); the
+        excluded ids are then cleared by binary search. The result is the caller's to change.
+        """
+        n = len(self)
+        if flt is None or n == 0:
+            return np.ones(n, dtype=bool)
+        base = replace(flt, exclude_ids=()) if flt.exclude_ids else flt
+        with self._cache_lock:
+            cached = self._masks.get(base)
+            if cached is not None:
+                self._masks.move_to_end(base)
+        if cached is None:
+            cached = self._compute_mask(base)
+            cached.setflags(write=False)
+            with self._cache_lock:
+                if base not in self._masks and cached.nbytes <= MASK_CACHE_BYTES:
+                    self._masks[base] = cached
+                    self._mask_bytes += cached.nbytes
+                    while self._mask_bytes > MASK_CACHE_BYTES:
+                        _, dropped = self._masks.popitem(last=False)
+                        self._mask_bytes -= dropped.nbytes
+        m = cached.copy()
+        if flt.exclude_ids:
+            m[self._rows_of(flt.exclude_ids)] = False
+        return m
+
+    def _rows_of(self, ids: Iterable[int]) -> np.ndarray:
+        """Rows holding ``ids`` (ids not in the table are skipped)."""
+        with self._cache_lock:
+            order = self._id_order
+        if order is None:
+            order = np.argsort(self.ids, kind="stable")
+            with self._cache_lock:
+                self._id_order = order
+        want = np.fromiter(ids, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(self.ids, want, sorter=order), order.size - 1)
+        rows = order[pos]
+        return rows[self.ids[rows] == want]
+
+    def _compute_mask(self, flt: Filter) -> np.ndarray:
+        """:meth:`mask` without the cache."""
         n = len(self)
         m = np.ones(n, dtype=bool)
-        if flt is None or n == 0:
-            return m
         if flt.exclude_ids:
             m &= ~np.isin(self.ids, np.array(flt.exclude_ids, dtype=np.int64))
         if flt.in_stock:

@@ -227,3 +227,52 @@ def test_empty_table() -> None:
     assert table.mask(Filter(brands=("x",))).shape == (0,)
     assert table.allowed_ids(None).dtype == np.int64
     assert table.remove([1]) == 0
+
+
+def test_cached_masks_agree_with_matches_across_exclusions_and_mutations(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A filter's mask is cached without its exclude_ids: the same base filters asked again
+    with other exclusions, after callers changed what they got, and after the table changed,
+    must still give exactly the reference answer; so must a cache bound that evicts."""
+    import tailor.retrieval.filters as filters_module
+
+    products = make_products(1200, seed=11)
+    table = MetadataTable.from_products(products)
+    live = {p.id: p for p in products}
+    rng = random.Random(12)
+    ids = sorted(live)
+    bases = [dataclasses.replace(random_filter(rng, ids), exclude_ids=()) for _ in range(12)]
+
+    def check_round() -> None:
+        for _ in range(60):
+            base = rng.choice(bases)
+            pool = sorted(live)
+            excluded = (*rng.sample(pool, rng.randint(0, 25)), 10**9)  # one unknown
+            flt = dataclasses.replace(base, exclude_ids=excluded)
+            mask = table.mask(flt)
+            expected = np.array([flt.matches(live[int(i)]) for i in table.ids])
+            np.testing.assert_array_equal(mask, expected, err_msg=str(flt))
+            mask[:] = True  # the caller's copy: must not leak into the cache
+            assert_agrees(table, list(live.values()), flt)
+
+    check_round()
+    # Change stock and prices under cached filters, remove some and add others.
+    changed = []
+    for pid in rng.sample(ids, 200):
+        new = SimpleNamespace(
+            **{**vars(live[pid]), "stock": rng.choice([0, 2]), "price": rng.uniform(1, 500)}
+        )
+        live[pid] = new
+        changed.append(new)
+    table.upsert(changed)
+    check_round()
+    for pid in rng.sample(sorted(live), 150):
+        del live[pid]
+        table.remove([pid])
+    check_round()
+    # A bound that holds about two masks: constant eviction, same answers.
+    monkeypatch.setattr(filters_module, "MASK_CACHE_BYTES", 2 * len(live))
+    table = MetadataTable.from_products(live.values())
+    check_round()
+    assert table._mask_bytes <= 2 * len(table)
