@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import dataclasses
 import logging
 import re
 from collections.abc import Awaitable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
@@ -45,7 +46,8 @@ from tailor.recommend.render import (
     recommendation_replies,
 )
 from tailor.recommend.scope import is_bare_product_phrase, is_grounded, is_product_request
-from tailor.recommend.service import Recommender, Retrieved, get_default_recommender
+from tailor.recommend.service import Recommendation, Recommender, get_default_recommender
+from tailor.runtime.after_reply import AFTER_REPLY, AfterReply
 
 #: Words that carry no shopping meaning; a request made only of them gets a question back.
 _GENERIC = frozenset(
@@ -55,7 +57,6 @@ _GENERIC = frozenset(
 )
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 def _is_generic(text: str) -> bool:
@@ -87,74 +88,64 @@ def _model_pool() -> ThreadPoolExecutor:
     return _model_threads
 
 
-def _background(work: Awaitable[T]) -> asyncio.Task[T]:
-    """Start ``work`` now; if nobody awaits it (an early answer), its error is only logged."""
-    task = asyncio.ensure_future(work)
-
-    def done(t: asyncio.Task[T]) -> None:
-        if not t.cancelled() and t.exception() is not None:
-            log.debug("background work failed", exc_info=t.exception())
-
-    task.add_done_callback(done)
-    return task
-
-
-async def _outcome(task: asyncio.Task[T] | None) -> T | None:
-    """The result of background work, or None when there was none or it failed (the caller
-    then does the work itself)."""
-    if task is None:
-        return None
-    try:
-        return await task
-    except Exception:
-        log.exception("background work failed; doing it in the turn")
-        return None
-
-
 class Observing:
     """The observation of one user message, run alongside an action's own work.
 
-    Three steps in worker threads: :meth:`Observer.admit` (identity, the anonymous profile
-    adopted on sign-in, stated preferences: what this turn's ranking reads, so it comes
-    first), the sentiment model in parallel with it and with the action, and the ``message``
-    event once both are known. Rasa leaves the cores idle while it waits for the action, so
-    the model's milliseconds leave the turn's critical path unless a reaction needs the score.
+    :meth:`Observer.admit` (identity, the anonymous profile adopted on sign-in, stated
+    preferences: what this turn's ranking reads) starts in a worker thread at once, and the
+    sentiment model in its own thread beside it. Storing the ``message`` event waits for the
+    score, so it is done after the reply (:meth:`log_after_reply`) unless the turn itself needs
+    the score (a negative reaction: :meth:`scored`).
     """
 
-    def __init__(self, observer: Observer, tracker: Tracker) -> None:
-        intent, text, _ = TailorAction.latest(tracker)
-        channel = tracker.get_latest_input_channel()
-        metadata = TailorAction.metadata(tracker)
+    def __init__(
+        self, observer: Observer, tracker: Tracker, after_reply: AfterReply = AFTER_REPLY
+    ) -> None:
+        self.observer = observer
+        self.after_reply = after_reply
+        self.sender_id = tracker.sender_id
+        self.intent, self.text, _ = TailorAction.latest(tracker)
+        self.channel = tracker.get_latest_input_channel()
+        self.metadata = TailorAction.metadata(tracker)
         self.admitted: asyncio.Task[Observation] = asyncio.create_task(
-            asyncio.to_thread(observer.admit, tracker.sender_id, text, channel, metadata)
+            asyncio.to_thread(
+                observer.admit, self.sender_id, self.text, self.channel, self.metadata
+            )
         )
         loop = asyncio.get_running_loop()
         self.sentiment: asyncio.Future[MessageSentiment | None] = loop.run_in_executor(
-            _model_pool(), observer.safe_score, text
+            _model_pool(), observer.safe_score, self.text
         )
+        self._logged = False
 
-        async def record() -> Observation:
-            admitted = await self.admitted
-            sentiment = await self.sentiment
-            return await asyncio.to_thread(
-                observer.record_message, admitted, text, intent, channel, metadata, sentiment
+    async def scored(self) -> Observation:
+        """The admitted observation with the message's sentiment."""
+        return dataclasses.replace(await self.admitted, sentiment=await self.sentiment)
+
+    def log_after_reply(self) -> None:
+        """Store the ``message`` event once its score is known, after the reply (once; a turn
+        that failed still logs what the shopper said, if admitting them worked)."""
+        if self._logged:
+            return
+        self._logged = True
+
+        async def record() -> None:
+            try:
+                obs = await self.scored()
+            except Exception:
+                log.exception("observing a message from %s failed", self.sender_id)
+                return
+            await asyncio.to_thread(
+                self.observer.record_message,
+                obs,
+                self.text,
+                self.intent,
+                self.channel,
+                self.metadata,
+                obs.sentiment,
             )
 
-        self._recorded: asyncio.Task[Observation] = asyncio.create_task(record())
-
-    async def finish(self) -> Observation:
-        """The whole observation (with the sentiment), once the message event is stored."""
-        return await self._recorded
-
-    async def settle(self) -> None:
-        """Wait for every step, whatever happened to the action (their errors are logged)."""
-        for outcome in await asyncio.gather(
-            self.admitted, self.sentiment, self._recorded, return_exceptions=True
-        ):
-            if isinstance(outcome, BaseException) and not isinstance(
-                outcome, asyncio.CancelledError
-            ):
-                log.error("observing a message failed", exc_info=outcome)
+        self.after_reply.defer(self.sender_id, record())
 
 
 class TailorAction(Action, abc.ABC):
@@ -186,17 +177,32 @@ class TailorAction(Action, abc.ABC):
         meta = (tracker.latest_message or {}).get("metadata")
         return dict(meta) if isinstance(meta, dict) else {}
 
-    async def observe(self, tracker: Tracker) -> Observation:
-        """Identify, score and remember the latest user message (once per user turn)."""
-        intent, text, _ = self.latest(tracker)
-        return await asyncio.to_thread(
-            self.observer.observe,
-            tracker.sender_id,
-            text,
-            intent,
-            tracker.get_latest_input_channel(),
-            self.metadata(tracker),
-        )
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        """Wait for what earlier turns of this conversation left to do after their replies
+        (their log: this turn reads it), then :meth:`act`."""
+        await AFTER_REPLY.settle(tracker.sender_id)
+        return await self.act(dispatcher, tracker, domain)
+
+    @abc.abstractmethod
+    async def act(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        """The action's turn (see :meth:`run`)."""
+
+    async def observe(self, tracker: Tracker, scored: bool = False) -> Observation:
+        """Identify the latest user message's shopper now and store the message after the
+        reply (once per user turn); with ``scored``, wait for its sentiment too."""
+        observing = Observing(self.observer, tracker)
+        try:
+            return await (observing.scored() if scored else observing.admitted)
+        finally:
+            observing.log_after_reply()
+
+    def after_reply(self, tracker: Tracker, work: Awaitable[Any]) -> None:
+        """Defer ``work`` (a log write) until this turn's reply has gone."""
+        AFTER_REPLY.defer(tracker.sender_id, work)
 
     async def shopper(self, tracker: Tracker, obs: Observation) -> ShopperContext:
         """Ranking inputs for this shopper: profile, segments, session, context."""
@@ -280,7 +286,7 @@ class ActionRecommend(TailorAction):
     def name(self) -> str:
         return "action_recommend"
 
-    async def run(
+    async def act(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         return await self.recommend(dispatcher, tracker)
@@ -294,14 +300,14 @@ class ActionRecommend(TailorAction):
     ) -> list[EventType]:
         """Answer the latest message with suggestions (or a question when it is unclear)."""
         # The message is observed alongside this turn's own work (see Observing); every way
-        # out of the turn, early answers and errors included, waits for it to be stored.
+        # out of the turn, early answers and errors included, stores it after the reply.
         observing = Observing(self.observer, tracker)
         try:
             return await self._recommend(
                 dispatcher, tracker, observing, intent_override, understood
             )
         finally:
-            await observing.settle()
+            observing.log_after_reply()
 
     async def _recommend(
         self,
@@ -364,42 +370,45 @@ class ActionRecommend(TailorAction):
             exclude, avoid = list(turn.exclude_ids), seen
         else:
             exclude, avoid = [], seen
-        k = min(rec.k, 3) if self.metadata(tracker).get("device") == "mobile" else rec.k
-        # What to search for is known unless the request is generic (the shopper's history
-        # decides) or may be out of scope: search now, while identity and context load.
-        retrieving: asyncio.Task[Retrieved | None] | None = None
-        if generic or ungrounded:
-            await asyncio.to_thread(rec.prepare_query, crit)
-        else:
-            retrieving = _background(asyncio.to_thread(rec.retrieve, crit, k, exclude, avoid))
+        metadata = self.metadata(tracker)
+        k = min(rec.k, 3) if metadata.get("device") == "mobile" else rec.k
         admitted = await observing.admitted
-
         if intent == "react_negative" and shown:
             # how negative the reaction is sets how strongly it demotes: wait for the score
-            await self._remember_reaction(tracker, await observing.finish(), text, shown, positions)
-        shopper = await self.shopper(tracker, admitted)
-        for_you = shopper.personalised and (
-            bool(shopper.session.positive) or bool(shopper.affinity.purchases)
-        )
-        if intent == "affirm" and current.is_empty() and not for_you:
-            dispatcher.utter_message(response="utter_ask_what")
-            return []
-        if generic:
-            if not for_you:
+            await self._remember_reaction(tracker, await observing.scored(), text, shown, positions)
+
+        def shopper_and_answer() -> tuple[ShopperContext, Recommendation]:
+            # One worker thread for the turn's CPU work: threads only contend for the GIL.
+            shopper = rec.shopper(tracker.sender_id, admitted.customer_id, metadata)
+            return shopper, rec.recommend(crit, k, exclude, avoid, shopper=shopper)
+
+        if not (generic or ungrounded or (intent == "affirm" and current.is_empty())):
+            shopper, result = await asyncio.to_thread(shopper_and_answer)
+        else:
+            # What to search for depends on who asks, or the request may be out of scope.
+            shopper = await self.shopper(tracker, admitted)
+            for_you = shopper.personalised and (
+                bool(shopper.session.positive) or bool(shopper.affinity.purchases)
+            )
+            if intent == "affirm" and current.is_empty() and not for_you:
                 dispatcher.utter_message(response="utter_ask_what")
                 return []
-            crit = Criteria()
-        elif ungrounded:
-            assert u is not None
-            similarity = await asyncio.to_thread(rec.catalog_similarity, u.semantic or text)
-            if not is_grounded(u, similarity):
-                # "recommend a good restaurant": a request, but for nothing this store sells
-                dispatcher.utter_message(response="utter_out_of_scope")
-                return []
-        retrieved = await _outcome(retrieving)
-        result = await asyncio.to_thread(
-            lambda: rec.recommend(crit, k, exclude, avoid, shopper=shopper, retrieved=retrieved)
-        )
+            if generic:
+                if not for_you:
+                    dispatcher.utter_message(response="utter_ask_what")
+                    return []
+                crit = Criteria()
+            elif ungrounded:
+                assert u is not None
+                similarity = await asyncio.to_thread(rec.catalog_similarity, u.semantic or text)
+                if not is_grounded(u, similarity):
+                    # "recommend a good restaurant": a request, but for nothing this store
+                    # sells
+                    dispatcher.utter_message(response="utter_out_of_scope")
+                    return []
+            result = await asyncio.to_thread(
+                lambda: rec.recommend(crit, k, exclude, avoid, shopper=shopper)
+            )
 
         replies = recommendation_replies(result, turn.mode, self.rich(tracker), turn.notes)
         if turn.unknown:
@@ -423,7 +432,7 @@ class ActionRecommend(TailorAction):
             values["shown"] = new_shown
             values["seen"] = list(dict.fromkeys([*seen, *ids]))
         events = slot_changes(tracker, values)
-        obs = await observing.finish()  # long done by now: the message is logged before them
+        observing.log_after_reply()  # the message is logged before what was shown for it
         # What was asked and how well it was answered, for the dashboard's "queries with no
         # good results" (the text is redacted like every stored message).
         asked = {
@@ -433,26 +442,32 @@ class ActionRecommend(TailorAction):
         }
         if result.suggestions:
             top = max(s.signals.get("relevance", 0.0) for s in result.suggestions)
-            await asyncio.to_thread(
-                rec.record,
-                "shown",
-                tracker.sender_id,
-                ids,
-                {
-                    **asked,
-                    "personalised": shopper.personalised,
-                    "top_relevance": round(top, 4),
-                    **(
-                        {"experiment": shopper.experiment.to_payload()}
-                        if shopper.experiment is not None
-                        else {}
-                    ),
-                },
-                obs.customer_id,
+            self.after_reply(
+                tracker,
+                asyncio.to_thread(
+                    rec.record,
+                    "shown",
+                    tracker.sender_id,
+                    ids,
+                    {
+                        **asked,
+                        "personalised": shopper.personalised,
+                        "top_relevance": round(top, 4),
+                        **(
+                            {"experiment": shopper.experiment.to_payload()}
+                            if shopper.experiment is not None
+                            else {}
+                        ),
+                    },
+                    admitted.customer_id,
+                ),
             )
         elif not crit.is_empty():
-            await asyncio.to_thread(
-                rec.record, "no_results", tracker.sender_id, [], asked, obs.customer_id
+            self.after_reply(
+                tracker,
+                asyncio.to_thread(
+                    rec.record, "no_results", tracker.sender_id, [], asked, admitted.customer_id
+                ),
             )
         return events
 
@@ -517,7 +532,7 @@ class ActionOutOfScope(ActionRecommend):
     def name(self) -> str:
         return "action_out_of_scope"
 
-    async def run(
+    async def act(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         intent, text, _ = self.latest(tracker)
@@ -548,7 +563,7 @@ class ActionProductDetails(TailorAction):
     def name(self) -> str:
         return "action_product_details"
 
-    async def run(
+    async def act(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         redirected = await self.bare_request(dispatcher, tracker)
@@ -592,8 +607,11 @@ class ActionProductDetails(TailorAction):
             dispatcher.utter_message(text="Sorry, that product is no longer in the catalog.")
             return []
         self.send(dispatcher, details_replies(details[0], self.rich(tracker)))
-        await asyncio.to_thread(
-            rec.record, "details", tracker.sender_id, [product_id], None, obs.customer_id
+        self.after_reply(
+            tracker,
+            asyncio.to_thread(
+                rec.record, "details", tracker.sender_id, [product_id], None, obs.customer_id
+            ),
         )
         return []
 
@@ -604,7 +622,7 @@ class ActionCompare(TailorAction):
     def name(self) -> str:
         return "action_compare"
 
-    async def run(
+    async def act(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         redirected = await self.bare_request(dispatcher, tracker)
@@ -639,8 +657,9 @@ class ActionCompare(TailorAction):
             )
             return []
         self.send(dispatcher, comparison_replies(items, positions, self.rich(tracker)))
-        await asyncio.to_thread(
-            rec.record, "compare", tracker.sender_id, ids, None, obs.customer_id
+        self.after_reply(
+            tracker,
+            asyncio.to_thread(rec.record, "compare", tracker.sender_id, ids, None, obs.customer_id),
         )
         return []
 
@@ -651,7 +670,7 @@ class ActionReset(TailorAction):
     def name(self) -> str:
         return "action_reset"
 
-    async def run(
+    async def act(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         redirected = await self.bare_request(dispatcher, tracker)
@@ -668,13 +687,13 @@ class ActionFeedback(TailorAction):
     def name(self) -> str:
         return "action_feedback"
 
-    async def run(
+    async def act(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         redirected = await self.bare_request(dispatcher, tracker)
         if redirected is not None:
             return redirected
-        obs = await self.observe(tracker)
+        obs = await self.observe(tracker, scored=True)  # the score is the feedback's value
         _, text, entities = self.latest(tracker)
         shown = shown_from_slot(tracker.get_slot("shown"))
         if not shown:
@@ -682,14 +701,17 @@ class ActionFeedback(TailorAction):
             return []
         positions, _ = self.pick(tracker, text, shown, entities)
         ids = [shown[i].id for i in positions] or [s.id for s in shown]
-        await asyncio.to_thread(
-            self.recommender.record,
-            "feedback",
-            tracker.sender_id,
-            ids,
-            {"polarity": "positive", "text": redact(text)[:200]},
-            obs.customer_id,
-            obs.sentiment.score if obs.sentiment is not None else None,
+        self.after_reply(
+            tracker,
+            asyncio.to_thread(
+                self.recommender.record,
+                "feedback",
+                tracker.sender_id,
+                ids,
+                {"polarity": "positive", "text": redact(text)[:200]},
+                obs.customer_id,
+                obs.sentiment.score if obs.sentiment is not None else None,
+            ),
         )
         buttons = [quick("Tell me more about the first one", "tell me more about the first one")]
         if len(shown) >= 2:
@@ -708,7 +730,7 @@ class ActionWarmup(TailorAction):
     def name(self) -> str:
         return "action_warmup"
 
-    async def run(
+    async def act(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         rec = await asyncio.to_thread(lambda: self.recommender)
@@ -753,7 +775,7 @@ class ActionGreet(TailorAction):
             log.exception("behavioural triggers failed for %s", tracker.sender_id)
             return None
 
-    async def run(
+    async def act(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         obs = await self.observe(tracker)
@@ -795,18 +817,21 @@ class ActionObserve(TailorAction):
     def name(self) -> str:
         return "action_observe"
 
-    async def run(
+    async def act(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         obs = await self.observe(tracker)
         intent, text, _ = self.latest(tracker)
         if intent == HANDOFF_INTENT:
-            await asyncio.to_thread(
-                self.recommender.record,
-                "handoff",
-                tracker.sender_id,
-                [],
-                {"text": redact(text)[:200]},
-                obs.customer_id,
+            self.after_reply(
+                tracker,
+                asyncio.to_thread(
+                    self.recommender.record,
+                    "handoff",
+                    tracker.sender_id,
+                    [],
+                    {"text": redact(text)[:200]},
+                    obs.customer_id,
+                ),
             )
         return []

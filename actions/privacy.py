@@ -33,6 +33,7 @@ from tailor.privacy import (
     summary_text,
 )
 from tailor.profiles.observer import Observation, Observer
+from tailor.runtime.after_reply import AFTER_REPLY
 
 install_log_redaction()
 
@@ -105,6 +106,20 @@ class PrivacyAction(Action, abc.ABC):
     def name(self) -> str:
         """The action name declared in the domain."""
 
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        """Wait for the log writes earlier turns left for after their replies (an export
+        must show them, a deletion must not miss them), then :meth:`act`."""
+        await AFTER_REPLY.settle(tracker.sender_id)
+        return await self.act(dispatcher, tracker, domain)
+
+    @abc.abstractmethod
+    async def act(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        """The action's turn (see :meth:`run`)."""
+
 
 class ActionMyData(PrivacyAction):
     """ "What do you know about me?": a readable summary of what is kept, and how to get the
@@ -113,7 +128,7 @@ class ActionMyData(PrivacyAction):
     def name(self) -> str:
         return "action_my_data"
 
-    async def run(
+    async def act(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         subject, _ = await self.who(tracker)
@@ -136,7 +151,7 @@ class ActionAskForget(PrivacyAction):
     def name(self) -> str:
         return "action_ask_forget"
 
-    async def run(
+    async def act(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         subject, obs = await self.who(tracker)
@@ -171,7 +186,7 @@ class ActionForgetMe(PrivacyAction):
     def name(self) -> str:
         return "action_forget_me"
 
-    async def run(
+    async def act(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         subject, _ = await self.who(tracker)

@@ -185,7 +185,8 @@ def tailor_env(settings: Settings) -> dict[str, str]:
 def action_server(
     settings: Settings, actions_module: str = "actions", port: int | None = None
 ) -> Service:
-    """The Rasa SDK action server (our 3.11 venv) serving ``actions_module`` (our actions;
+    """The Rasa SDK action server (our 3.11 venv, in one process: see
+    :mod:`tailor.runtime.action_server`) serving ``actions_module`` (our actions;
     the benchmark's floor serves ``tailor.bench.noop_actions``) on ``port`` (default
     ``action_port``; the production profile's replicas get ports of their own)."""
     port = port or settings.action_port
@@ -196,7 +197,7 @@ def action_server(
         cmd=[
             sys.executable,
             "-m",
-            "rasa_sdk",
+            "tailor.runtime.action_server",
             "--actions",
             actions_module,
             "--port",

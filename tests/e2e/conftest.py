@@ -7,10 +7,11 @@ run reuses it; a fresh clone (CI) trains once per run. Nothing here is mocked.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -20,6 +21,23 @@ from tailor.runtime.processes import free_port
 
 CACHE = PROJECT_ROOT / "var" / "test-cache"
 E2E_PRODUCTS = 3000
+
+
+T = TypeVar("T")
+
+
+def eventually(check: Callable[[], T], timeout: float = 10.0) -> T:
+    """What ``check()`` returns once it stops failing an assertion (or its last failure after
+    ``timeout`` seconds). The action server writes a turn's log just after its reply
+    (``tailor.runtime.after_reply``), so a check of the log right after a reply polls."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return check()
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 #: The secret the e2e stack's store would sign customer tokens with.

@@ -21,7 +21,7 @@ from tailor.web.agent import COOKIE
 from tailor.web.app import create_app
 from tailor.web.security import CSRF_HEADER, csrf_token_for
 
-from .conftest import E2E_TOKEN_SECRET, Deployment
+from .conftest import E2E_TOKEN_SECRET, Deployment, eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.rasa, pytest.mark.slow]
 
@@ -58,6 +58,13 @@ def conversation(deployment: Deployment) -> tuple[str, Customer]:
     meta = {"customer_token": sign_customer_token(customer.external_id, E2E_TOKEN_SECRET, 600)}
     deployment.say(sender, "I need running shoes under $80", meta)
     deployment.say(sender, "can I talk to a person?", meta)
+
+    def handoff_logged() -> None:  # logged just after the reply (tailor.runtime.after_reply)
+        with factory() as s:
+            kinds = set(s.scalars(select(Event.kind).where(Event.sender_id == sender)))
+        assert {"message", "shown", "handoff"} <= kinds
+
+    eventually(handoff_logged)
     return sender, customer
 
 

@@ -28,6 +28,8 @@ from tailor.evaluation.stack import eval_settings
 from tailor.runtime import processes as P
 from tailor.runtime.rasa import model_path
 
+from .conftest import eventually
+
 pytestmark = [pytest.mark.e2e, pytest.mark.rasa, pytest.mark.slow]
 
 #: As ``FALLBACK_TEXT`` in bot/tailor_channels.py (Rasa venv; not importable here).
@@ -213,13 +215,17 @@ def test_every_service_restarts_mid_conversation_without_losing_anything(
     ).json()["messages"]
     assert [m["text"] for m in history if m["from"] == "user"] == said
     factory = make_session_factory(stack.settings.database_url)
-    with factory() as session:
-        logged = session.scalar(
-            select(func.count())
-            .select_from(Event)
-            .where(Event.kind == "message", Event.sender_id == sender)
-        )
-    assert logged == len(said)
+
+    def all_logged() -> None:
+        with factory() as session:
+            logged = session.scalar(
+                select(func.count())
+                .select_from(Event)
+                .where(Event.kind == "message", Event.sender_id == sender)
+            )
+        assert logged == len(said)
+
+    eventually(all_logged)
 
 
 def test_a_locked_database_gets_an_answer_and_the_bot_recovers(stack: FaultStack) -> None:

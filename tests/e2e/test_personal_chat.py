@@ -14,7 +14,7 @@ from tailor.profiles.identity import sign_customer_token
 from tailor.store import make_session_factory
 from tailor.store.models import Customer, CustomerSegment, Event
 
-from .conftest import E2E_TOKEN_SECRET, Deployment
+from .conftest import E2E_TOKEN_SECRET, Deployment, eventually
 from .test_conversations import cards, text
 
 pytestmark = [pytest.mark.e2e, pytest.mark.rasa, pytest.mark.slow]
@@ -83,8 +83,14 @@ def test_identity_claims_in_chat_change_nothing(deployment: Deployment) -> None:
     assert [c["id"] for c in shown] == baseline
     assert all(set(c["signals"]) <= {"relevance", "quality", "reviews"} for c in shown)
     factory = make_session_factory(deployment.settings.database_url)
-    with factory() as s:
-        rows = s.scalars(select(Event).where(Event.sender_id == spoofer)).all()
+
+    def logged() -> list[Event]:
+        with factory() as s:
+            rows = list(s.scalars(select(Event).where(Event.sender_id == spoofer)))
+        assert sum(e.kind == "message" for e in rows) == 3  # the three messages it sent
+        return rows
+
+    rows = eventually(logged)
     assert rows and all(e.customer_id is None for e in rows)
     errors = [e.payload.get("identity_error") for e in rows if e.kind == "message"]
     assert errors[-1] == "bad signature"
@@ -95,10 +101,20 @@ def test_every_message_is_scored_and_stored(deployment: Deployment) -> None:
     for message in ("hi", "I need running shoes", "I love the second one", "these are awful"):
         deployment.say(s_id, message)
     factory = make_session_factory(deployment.settings.database_url)
-    with factory() as s:
-        rows = s.scalars(
-            select(Event).where(Event.sender_id == s_id, Event.kind == "message").order_by(Event.id)
-        ).all()
+
+    def messages() -> list[Event]:
+        with factory() as s:
+            rows = list(
+                s.scalars(
+                    select(Event)
+                    .where(Event.sender_id == s_id, Event.kind == "message")
+                    .order_by(Event.id)
+                )
+            )
+        assert len(rows) == 4
+        return rows
+
+    rows = eventually(messages)
     assert [e.payload["text"] for e in rows] == [
         "hi",
         "I need running shoes",

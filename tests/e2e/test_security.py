@@ -209,10 +209,24 @@ class World:
     sender_b: str
 
     def events_of(self, sender: str) -> int:
+        """The sender's events once the count holds still for 0.3 s (a turn's log is written
+        just after its reply: see ``tailor.runtime.after_reply``)."""
         factory = make_session_factory(self.dep.settings.database_url)
-        with factory() as s:
-            n = s.scalar(select(func.count()).select_from(Event).where(Event.sender_id == sender))
-        return int(n or 0)
+
+        def count() -> int:
+            with factory() as s:
+                n = s.scalar(
+                    select(func.count()).select_from(Event).where(Event.sender_id == sender)
+                )
+            return int(n or 0)
+
+        last = count()
+        while True:
+            time.sleep(0.3)
+            now = count()
+            if now == last:
+                return now
+            last = now
 
     def sign_in(self, user: str | None) -> str:
         self.c.cookies.clear()

@@ -24,6 +24,7 @@ from tailor.nlu.vocab import Vocabulary
 from tailor.recommend.criteria import CRITERIA_SLOTS
 from tailor.recommend.service import Recommender
 from tailor.retrieval import ProductSearch
+from tailor.runtime.after_reply import AFTER_REPLY
 from tailor.store import Product, make_session_factory
 from tailor.store.catalog import get_products
 from tailor.store.events import events_for
@@ -86,6 +87,7 @@ def span(text: str, entity: str, part: str, value: str | None = None) -> dict[st
 async def run(action: Any, t: Tracker) -> tuple[CollectingDispatcher, dict[str, Any]]:
     dispatcher = CollectingDispatcher()
     events = await action.run(dispatcher, t, {})
+    await AFTER_REPLY.drain()  # the turn's log, written after its reply
     # the slot values after the turn (actions only send the slots they change)
     slots = {**t.current_slot_values()}
     slots.update({e["name"]: e["value"] for e in events if e.get("event") == "slot"})

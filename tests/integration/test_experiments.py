@@ -25,6 +25,7 @@ from tailor.profiles.segments import fit_all_segments
 from tailor.recommend.criteria import CRITERIA_SLOTS, Criteria
 from tailor.recommend.service import Recommender
 from tailor.retrieval import ProductSearch
+from tailor.runtime.after_reply import AFTER_REPLY
 from tailor.store import make_session_factory
 from tailor.store.models import Customer, Event
 
@@ -133,6 +134,7 @@ async def test_shown_events_carry_the_arm(rec: Recommender, experiment: Experime
     for sender, meta, external in cases:
         action = ActionRecommend(rec, Observer(rec.session_factory, SECRET))
         await action.run(CollectingDispatcher(), _tracker("I need a jacket", sender, meta), {})
+        await AFTER_REPLY.drain()  # the shown event is written after the reply
         rows = _shown(rec, sender)
         assert rows, "the request showed products"
         key = unit_key(external, sender)

@@ -32,6 +32,7 @@ from tailor.recommend.criteria import CRITERIA_SLOTS, Criteria
 from tailor.recommend.personal import ShopperContext
 from tailor.recommend.service import Recommender
 from tailor.retrieval import ProductSearch
+from tailor.runtime.after_reply import AFTER_REPLY
 from tailor.store import make_session_factory
 from tailor.store.catalog import get_products
 from tailor.store.events import record_events
@@ -118,6 +119,7 @@ def span(text: str, entity: str, part: str) -> dict[str, Any]:
 async def run(action: Any, t: Tracker) -> tuple[CollectingDispatcher, dict[str, Any]]:
     dispatcher = CollectingDispatcher()
     events = await action.run(dispatcher, t, {})
+    await AFTER_REPLY.drain()  # the turn's log, written after its reply
     return dispatcher, {e["name"]: e["value"] for e in events if e.get("event") == "slot"}
 
 

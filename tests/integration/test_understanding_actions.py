@@ -16,6 +16,7 @@ from tailor.recommend.service import Recommender
 from tailor.retrieval import ProductSearch
 from tailor.retrieval.lexical import open_lexical
 from tailor.retrieval.text import product_text
+from tailor.runtime.after_reply import AFTER_REPLY
 from tailor.store import make_session_factory
 from tailor.store.catalog import get_products
 from tailor.store.models import Product
@@ -63,6 +64,7 @@ def tracker(text: str, intent: str, slots: dict[str, Any] | None = None) -> Trac
 async def run(action: Any, t: Tracker) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     dispatcher = CollectingDispatcher()
     events = await action.run(dispatcher, t, {})
+    await AFTER_REPLY.drain()  # the turn's log, written after its reply
     slots = {e["name"]: e["value"] for e in events if e.get("event") == "slot"}
     cards = [
         p for m in dispatcher.messages for p in ((m.get("custom") or {}).get("products") or [])
