@@ -41,7 +41,7 @@ from tailor.retrieval.hybrid import MODES, HybridSearch, Mode
 from tailor.retrieval.lexical import LexicalIndex, open_lexical
 from tailor.retrieval.text import product_text
 from tailor.store import make_session_factory
-from tailor.store.catalog import get_products
+from tailor.store.catalog import ProductCache, get_products
 from tailor.store.events import record_events
 from tailor.store.models import Product
 from tailor.store.retry import with_retry
@@ -220,6 +220,8 @@ class Recommender:
             raise ValueError(f"Unknown search mode {search_mode!r}; valid modes are {list(MODES)}")
         self.search = search
         self.session_factory = session_factory
+        #: Candidate products between turns, checked against the catalog's version.
+        self.products = ProductCache(session_factory)
         self.vocab = vocab
         self.k = k
         self.weights = weights or RankingWeights()
@@ -351,9 +353,8 @@ class Recommender:
         similar_title: str | None = None
         if criteria.similar_to is not None:
             flt = replace(flt, exclude_ids=(*flt.exclude_ids, criteria.similar_to))
-            with self.session_factory() as session:
-                ref = get_products(session, [criteria.similar_to])
-                similar_title = ref[0].title if ref else None
+            ref = self.products.get([criteria.similar_to])
+            similar_title = ref[0].title if ref else None
         hits = self._candidates(criteria, query, want, flt)
         if len(hits) < k and avoid:
             relaxed = criteria.to_filter(exclude_ids=exclude)
@@ -363,8 +364,7 @@ class Recommender:
             have = {h.product_id for h in hits}
             hits = list(hits) + [h for h in extra if h.product_id not in have]
         total = self.search.count(criteria.to_filter(exclude_ids=exclude))
-        with self.session_factory() as session:
-            products = {p.id: p for p in get_products(session, [h.product_id for h in hits])}
+        products = {p.id: p for p in self.products.get([h.product_id for h in hits])}
         candidates = [(products[h.product_id], h.score) for h in hits if h.product_id in products]
         return Retrieved(
             criteria=criteria,

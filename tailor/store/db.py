@@ -7,11 +7,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Engine, create_engine, event, insert, inspect, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from tailor.store.models import Base
+from tailor.store.models import Base, CatalogState
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -94,6 +95,18 @@ def init_db(engine: Engine) -> None:
     Base.metadata.create_all(engine)
     add_missing_columns(engine)
     add_missing_indexes(engine)
+    _seed_catalog_state(engine)
+
+
+def _seed_catalog_state(engine: Engine) -> None:
+    """The catalog version's one row, so writers only ever update it (two processes creating
+    a database at once: the second insert fails and is ignored)."""
+    try:
+        with engine.begin() as conn:
+            if conn.scalar(select(CatalogState.id).where(CatalogState.id == 1)) is None:
+                conn.execute(insert(CatalogState).values(id=1, version=0))
+    except IntegrityError:
+        pass
 
 
 def make_session_factory(url_or_engine: str | Engine, create: bool = True) -> sessionmaker[Session]:

@@ -115,6 +115,20 @@ class Product(Base):
         return f"Product(id={self.id!r}, sku={self.sku!r}, title={self.title!r})"
 
 
+class CatalogState(Base):
+    """One row (``id`` 1): ``version`` grows in every transaction that changes products.
+
+    Bumped by session hooks in :mod:`tailor.store.catalog` (any flush or bulk statement that
+    writes ``products``), so a process that keeps products in memory can check in one primary
+    key lookup whether they are still current (:class:`tailor.store.catalog.ProductCache`).
+    """
+
+    __tablename__ = "catalog_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class Review(Base):
     """A shopper's review of a product."""
 

@@ -75,3 +75,11 @@ def test_analytics_writes_are_idempotent_on_postgres(pg_url: str) -> None:
     again = store_events(engine, events[2:] + events[:1])
     assert (again.inserted, again.duplicates) == (0, 4)
     engine.dispose()
+
+
+def test_product_cache_follows_every_catalog_write_on_postgres(pg_url: str) -> None:
+    """The catalog-version hooks and the cache (see tests/unit/test_product_cache.py) on
+    PostgreSQL, with the writer and the reader on separate engines."""
+    from tests.unit.test_product_cache import check_product_cache
+
+    check_product_cache(make_session_factory(pg_url), make_session_factory(pg_url), seed=5)
