@@ -110,8 +110,12 @@ def test_openvino_bf16_catalog_vectors_match_fp32(
     assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
     cosine = (got * ref).sum(axis=1)
     assert cosine.min() >= 0.99  # bf16: about 0.9999 on these texts
-    # order is kept although batches are formed by length and run out of order
-    assert np.abs(split.encode([texts[7], texts[3]]) - got[[7, 3]]).max() < 1e-4
+    # order is kept although batches are formed by length and run out of order (in bf16 a
+    # text's vector depends a little on its batch's padding: 3e-4 seen on an Intel Xeon, while
+    # two different texts differ by far more)
+    again = split.encode([texts[7], texts[3]])
+    assert np.abs(again - got[[7, 3]]).max() < 2e-3
+    assert np.abs(got[7] - got[3]).max() > 2e-2
     # a single query is the ONNX Runtime fp32 vector (the fast path), not the bf16 one
     queries = [t.split(".")[0] for t in texts[::10]]
     fp32_queries = embedder.encode(queries)
