@@ -16,10 +16,11 @@ from collections.abc import Awaitable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from rasa_sdk import Action, Tracker
+from rasa_sdk import Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.base import SettledAction
 from tailor.config import Settings
 from tailor.marketing.triggers import Offer, TriggerEngine, get_default_engine, offer_replies
 from tailor.nlu.ordinals import parse_ordinals
@@ -148,7 +149,7 @@ class Observing:
         self.after_reply.defer(self.sender_id, record())
 
 
-class TailorAction(Action, abc.ABC):
+class TailorAction(SettledAction):
     """Shared plumbing; abstract so the executor does not register it."""
 
     def __init__(
@@ -176,20 +177,6 @@ class TailorAction(Action, abc.ABC):
         """The channel metadata of the latest message (the only source of identity)."""
         meta = (tracker.latest_message or {}).get("metadata")
         return dict(meta) if isinstance(meta, dict) else {}
-
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
-    ) -> list[EventType]:
-        """Wait for what earlier turns of this conversation left to do after their replies
-        (their log: this turn reads it), then :meth:`act`."""
-        await AFTER_REPLY.settle(tracker.sender_id)
-        return await self.act(dispatcher, tracker, domain)
-
-    @abc.abstractmethod
-    async def act(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
-    ) -> list[EventType]:
-        """The action's turn (see :meth:`run`)."""
 
     async def observe(self, tracker: Tracker, scored: bool = False) -> Observation:
         """Identify the latest user message's shopper now and store the message after the

@@ -17,11 +17,12 @@ import asyncio
 import logging
 from typing import Any
 
-from rasa_sdk import Action, Tracker
+from rasa_sdk import Tracker
 from rasa_sdk.events import AllSlotsReset, EventType
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session, sessionmaker
 
+from actions.base import SettledAction
 from tailor.config import Settings
 from tailor.privacy import (
     ConversationOwned,
@@ -33,7 +34,6 @@ from tailor.privacy import (
     summary_text,
 )
 from tailor.profiles.observer import Observation, Observer
-from tailor.runtime.after_reply import AFTER_REPLY
 
 install_log_redaction()
 
@@ -48,7 +48,7 @@ SIGN_IN = (
 )
 
 
-class PrivacyAction(Action, abc.ABC):
+class PrivacyAction(SettledAction):
     """Shared plumbing; abstract so the executor does not register it."""
 
     def __init__(
@@ -105,20 +105,6 @@ class PrivacyAction(Action, abc.ABC):
     @abc.abstractmethod
     def name(self) -> str:
         """The action name declared in the domain."""
-
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
-    ) -> list[EventType]:
-        """Wait for the log writes earlier turns left for after their replies (an export
-        must show them, a deletion must not miss them), then :meth:`act`."""
-        await AFTER_REPLY.settle(tracker.sender_id)
-        return await self.act(dispatcher, tracker, domain)
-
-    @abc.abstractmethod
-    async def act(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
-    ) -> list[EventType]:
-        """The action's turn (see :meth:`run`)."""
 
 
 class ActionMyData(PrivacyAction):
