@@ -158,17 +158,6 @@ class Retrieved:
     similar_title: str | None = None
     basis: str | None = None
 
-    def answers(
-        self, criteria: Criteria, k: int, exclude: Sequence[int], avoid: Sequence[int]
-    ) -> bool:
-        """Whether these are the candidates of a request with these arguments."""
-        return (
-            self.criteria == criteria
-            and self.k == k
-            and self.exclude == tuple(exclude)
-            and self.avoid == tuple(avoid)
-        )
-
 
 @dataclass(frozen=True)
 class ProductDetails:
@@ -321,24 +310,6 @@ class Recommender:
         return float(hits[0].score) if hits else 0.0
 
     # -- recommendations -------------------------------------------------------------
-    def retrieve(
-        self,
-        criteria: Criteria,
-        k: int | None = None,
-        exclude: Sequence[int] = (),
-        avoid: Sequence[int] = (),
-    ) -> Retrieved | None:
-        """The candidates for ``criteria`` when they do not depend on who asks (the request
-        names something, or is "more like" a product); None when only the shopper's session
-        or history can say what to search for. Lets a turn search while the shopper's
-        identity and context are still loading; :meth:`recommend` ranks the result."""
-        if criteria.similar_to is None and not criteria.query_text():
-            return None
-        query = self._query_for(criteria, ShopperContext.anonymous())
-        if query is None:
-            return None
-        return self._retrieve(criteria, query, k or self.k, exclude, avoid)
-
     def _retrieve(
         self,
         criteria: Criteria,
@@ -386,22 +357,17 @@ class Recommender:
         avoid: Sequence[int] = (),
         shopper: ShopperContext | None = None,
         now: datetime | None = None,
-        retrieved: Retrieved | None = None,
     ) -> Recommendation:
         """Up to ``k`` products satisfying ``criteria``, ranked for ``shopper``; never one of
         ``exclude``. Products in ``avoid`` (already seen) are used only when too few others
         match. Without criteria, a known or active shopper gets products "for you".
-
-        ``retrieved``: candidates :meth:`retrieve` found for the same request beforehand
-        (ignored unless criteria, ``k``, ``exclude`` and ``avoid`` are the same).
         """
         k = k or self.k
         shopper = shopper or ShopperContext.anonymous()
-        if retrieved is None or not retrieved.answers(criteria, k, exclude, avoid):
-            query = self._query_for(criteria, shopper)
-            if query is None:
-                return Recommendation([], criteria, 0)
-            retrieved = self._retrieve(criteria, query, k, exclude, avoid)
+        query = self._query_for(criteria, shopper)
+        if query is None:
+            return Recommendation([], criteria, 0)
+        retrieved = self._retrieve(criteria, query, k, exclude, avoid)
         candidates = retrieved.candidates
         vectors = dict(retrieved.vectors)
         own = [pid for pid, _ in (*shopper.session.positive, *shopper.session.negative)]

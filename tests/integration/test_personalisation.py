@@ -8,7 +8,6 @@ shaped like Rasa's (the Rasa round trip itself is covered in tests/e2e).
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -480,44 +479,3 @@ async def test_every_message_is_stored_with_its_sentiment_even_on_an_early_answe
         ).all()
     assert len(msgs) == 1 and msgs[0].payload["text"] == "can you recommend something please"
     assert msgs[0].payload.get("sentiment") and msgs[0].value is not None
-
-
-def test_candidates_retrieved_ahead_rank_exactly_like_a_whole_request(rec: Recommender) -> None:
-    """The action searches while the shopper's context loads (`Recommender.retrieve`), then
-    ranks for them: the answer must be the one `recommend` gives in one go, for every kind
-    of request; candidates of another request are never used."""
-    a, _ = customers_in_different_segments(rec)
-    now = datetime.now(UTC)
-    shoppers = [ShopperContext.anonymous(), rec.shopper(fresh_sender(), a, now=now)]
-    some = [s.product_id for s in rec.recommend(Criteria(product_type="jacket"), 5).suggestions]
-    requests: list[tuple[Criteria, int, list[int], list[int]]] = [
-        (Criteria(product_type="jacket"), 5, [], []),
-        (Criteria(product_type="jacket", price_max=80.0), 3, [], some[:2]),
-        (Criteria(query="warm winter jacket"), 5, some[:1], some[1:]),
-        (Criteria(similar_to=some[0]), 5, [], []),
-    ]
-    for crit, k, exclude, avoid in requests:
-        ahead = rec.retrieve(crit, k, exclude, avoid)
-        assert ahead is not None and ahead.candidates
-        for shopper in shoppers:
-            whole = rec.recommend(crit, k, exclude, avoid, shopper=shopper, now=now)
-            split = rec.recommend(
-                crit, k, exclude, avoid, shopper=shopper, now=now, retrieved=ahead
-            )
-            assert whole == split, crit
-            assert whole.suggestions and not {s.product_id for s in whole.suggestions} & set(
-                exclude
-            )
-    # a request the shopper's history decides cannot be searched ahead
-    assert rec.retrieve(Criteria()) is None
-    # candidates of another request (other criteria, k or exclusions) are not used
-    jackets = rec.retrieve(Criteria(product_type="jacket"), 5)
-    assert jackets is not None
-    for other in [
-        (Criteria(product_type="lamp"), 5, [], []),
-        (Criteria(product_type="jacket"), 3, [], []),
-        (Criteria(product_type="jacket"), 5, some[:1], []),
-    ]:
-        crit, k, exclude, avoid = other
-        got = rec.recommend(crit, k, exclude, avoid, now=now, retrieved=jackets)
-        assert got == rec.recommend(crit, k, exclude, avoid, now=now), other
