@@ -12,7 +12,7 @@ import asyncio
 import dataclasses
 import logging
 import re
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -49,6 +49,7 @@ from tailor.recommend.render import (
 from tailor.recommend.scope import is_bare_product_phrase, is_grounded, is_product_request
 from tailor.recommend.service import Recommendation, Recommender, get_default_recommender
 from tailor.runtime.after_reply import AFTER_REPLY, AfterReply
+from tailor.store.events import event_rows
 
 #: Words that carry no shopping meaning; a request made only of them gets a question back.
 _GENERIC = frozenset(
@@ -100,9 +101,14 @@ class Observing:
     """
 
     def __init__(
-        self, observer: Observer, tracker: Tracker, after_reply: AfterReply = AFTER_REPLY
+        self,
+        observer: Observer,
+        tracker: Tracker,
+        log_later: Callable[[Sequence[dict[str, Any]]], Awaitable[None]],
+        after_reply: AfterReply = AFTER_REPLY,
     ) -> None:
         self.observer = observer
+        self.log_later = log_later
         self.after_reply = after_reply
         self.sender_id = tracker.sender_id
         self.intent, self.text, _ = TailorAction.latest(tracker)
@@ -123,28 +129,25 @@ class Observing:
         """The admitted observation with the message's sentiment."""
         return dataclasses.replace(await self.admitted, sentiment=await self.sentiment)
 
-    def log_after_reply(self) -> None:
-        """Store the ``message`` event once its score is known, after the reply (once; a turn
-        that failed still logs what the shopper said, if admitting them worked)."""
+    def log_after_reply(self, rows: Sequence[dict[str, Any]] = ()) -> None:
+        """Store the ``message`` event once its score is known, after the reply, with the
+        turn's other event ``rows`` in the same insert (once; a turn that failed still logs
+        what the shopper said, if admitting them worked)."""
         if self._logged:
             return
         self._logged = True
 
         async def record() -> None:
+            message: list[dict[str, Any]] = []
             try:
                 obs = await self.scored()
             except Exception:
                 log.exception("observing a message from %s failed", self.sender_id)
-                return
-            await asyncio.to_thread(
-                self.observer.record_message,
-                obs,
-                self.text,
-                self.intent,
-                self.channel,
-                self.metadata,
-                obs.sentiment,
-            )
+            else:
+                message = self.observer.message_rows(
+                    obs, self.text, self.intent, self.channel, self.metadata, obs.sentiment
+                )
+            await self.log_later([*message, *rows])
 
         self.after_reply.defer(self.sender_id, record())
 
@@ -181,15 +184,15 @@ class TailorAction(SettledAction):
     async def observe(self, tracker: Tracker, scored: bool = False) -> Observation:
         """Identify the latest user message's shopper now and store the message after the
         reply (once per user turn); with ``scored``, wait for its sentiment too."""
-        observing = Observing(self.observer, tracker)
+        observing = Observing(self.observer, tracker, self.recommender.log_later)
         try:
             return await (observing.scored() if scored else observing.admitted)
         finally:
             observing.log_after_reply()
 
-    def after_reply(self, tracker: Tracker, work: Awaitable[Any]) -> None:
-        """Defer ``work`` (a log write) until this turn's reply has gone."""
-        AFTER_REPLY.defer(tracker.sender_id, work)
+    def log_after_reply(self, tracker: Tracker, rows: Sequence[dict[str, Any]]) -> None:
+        """Write event ``rows`` once this turn's reply has gone (after the message)."""
+        AFTER_REPLY.defer(tracker.sender_id, self.recommender.log_later(rows))
 
     async def shopper(self, tracker: Tracker, obs: Observation) -> ShopperContext:
         """Ranking inputs for this shopper: profile, segments, session, context."""
@@ -288,7 +291,7 @@ class ActionRecommend(TailorAction):
         """Answer the latest message with suggestions (or a question when it is unclear)."""
         # The message is observed alongside this turn's own work (see Observing); every way
         # out of the turn, early answers and errors included, stores it after the reply.
-        observing = Observing(self.observer, tracker)
+        observing = Observing(self.observer, tracker, self.recommender.log_later)
         try:
             return await self._recommend(
                 dispatcher, tracker, observing, intent_override, understood
@@ -419,7 +422,6 @@ class ActionRecommend(TailorAction):
             values["shown"] = new_shown
             values["seen"] = list(dict.fromkeys([*seen, *ids]))
         events = slot_changes(tracker, values)
-        observing.log_after_reply()  # the message is logged before what was shown for it
         # What was asked and how well it was answered, for the dashboard's "queries with no
         # good results" (the text is redacted like every stored message).
         asked = {
@@ -429,33 +431,27 @@ class ActionRecommend(TailorAction):
         }
         if result.suggestions:
             top = max(s.signals.get("relevance", 0.0) for s in result.suggestions)
-            self.after_reply(
-                tracker,
-                asyncio.to_thread(
-                    rec.record,
-                    "shown",
-                    tracker.sender_id,
-                    ids,
-                    {
-                        **asked,
-                        "personalised": shopper.personalised,
-                        "top_relevance": round(top, 4),
-                        **(
-                            {"experiment": shopper.experiment.to_payload()}
-                            if shopper.experiment is not None
-                            else {}
-                        ),
-                    },
-                    admitted.customer_id,
-                ),
+            logged = event_rows(
+                "shown",
+                tracker.sender_id,
+                ids,
+                {
+                    **asked,
+                    "personalised": shopper.personalised,
+                    "top_relevance": round(top, 4),
+                    **(
+                        {"experiment": shopper.experiment.to_payload()}
+                        if shopper.experiment is not None
+                        else {}
+                    ),
+                },
+                admitted.customer_id,
             )
         elif not crit.is_empty():
-            self.after_reply(
-                tracker,
-                asyncio.to_thread(
-                    rec.record, "no_results", tracker.sender_id, [], asked, admitted.customer_id
-                ),
-            )
+            logged = event_rows("no_results", tracker.sender_id, [], asked, admitted.customer_id)
+        else:
+            logged = []
+        observing.log_after_reply(logged)  # the message first, then what was shown for it
         return events
 
     async def _remember_reaction(
@@ -594,11 +590,8 @@ class ActionProductDetails(TailorAction):
             dispatcher.utter_message(text="Sorry, that product is no longer in the catalog.")
             return []
         self.send(dispatcher, details_replies(details[0], self.rich(tracker)))
-        self.after_reply(
-            tracker,
-            asyncio.to_thread(
-                rec.record, "details", tracker.sender_id, [product_id], None, obs.customer_id
-            ),
+        self.log_after_reply(
+            tracker, event_rows("details", tracker.sender_id, [product_id], None, obs.customer_id)
         )
         return []
 
@@ -644,9 +637,8 @@ class ActionCompare(TailorAction):
             )
             return []
         self.send(dispatcher, comparison_replies(items, positions, self.rich(tracker)))
-        self.after_reply(
-            tracker,
-            asyncio.to_thread(rec.record, "compare", tracker.sender_id, ids, None, obs.customer_id),
+        self.log_after_reply(
+            tracker, event_rows("compare", tracker.sender_id, ids, None, obs.customer_id)
         )
         return []
 
@@ -688,10 +680,9 @@ class ActionFeedback(TailorAction):
             return []
         positions, _ = self.pick(tracker, text, shown, entities)
         ids = [shown[i].id for i in positions] or [s.id for s in shown]
-        self.after_reply(
+        self.log_after_reply(
             tracker,
-            asyncio.to_thread(
-                self.recommender.record,
+            event_rows(
                 "feedback",
                 tracker.sender_id,
                 ids,
@@ -810,15 +801,10 @@ class ActionObserve(TailorAction):
         obs = await self.observe(tracker)
         intent, text, _ = self.latest(tracker)
         if intent == HANDOFF_INTENT:
-            self.after_reply(
+            self.log_after_reply(
                 tracker,
-                asyncio.to_thread(
-                    self.recommender.record,
-                    "handoff",
-                    tracker.sender_id,
-                    [],
-                    {"text": redact(text)[:200]},
-                    obs.customer_id,
+                event_rows(
+                    "handoff", tracker.sender_id, [], {"text": redact(text)[:200]}, obs.customer_id
                 ),
             )
         return []

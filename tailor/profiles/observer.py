@@ -29,8 +29,8 @@ from tailor.privacy.redaction import redact
 from tailor.profiles.identity import Identity, identify
 from tailor.profiles.psychographics import extract_preferences
 from tailor.profiles.segments import psychographic_for
-from tailor.store.events import record_events
-from tailor.store.models import utcnow
+from tailor.store.events import event_rows
+from tailor.store.models import Event, utcnow
 from tailor.store.profiles import (
     add_preferences,
     customer_by_external_id,
@@ -217,7 +217,7 @@ class Observer:
             log.exception("sentiment scoring failed")
             return None
 
-    def record_message(
+    def message_rows(
         self,
         admitted: Observation,
         text: str,
@@ -225,9 +225,9 @@ class Observer:
         channel: str | None = None,
         metadata: Mapping[str, Any] | None = None,
         sentiment: MessageSentiment | None = None,
-    ) -> Observation:
-        """Store the ``message`` event (text, intent, sentiment, device context) for the
-        identity :meth:`admit` resolved; returns ``admitted`` with the sentiment."""
+    ) -> list[dict[str, Any]]:
+        """The ``message`` event's row (text, intent, sentiment, device context) for the
+        identity :meth:`admit` resolved, to write now (:meth:`record_message`) or later."""
         ident, cid = admitted.identity, admitted.customer_id
         payload: dict[str, Any] = {
             "intent": intent,
@@ -242,23 +242,36 @@ class Observer:
         for key in ("device", "local_hour", "tz"):
             if metadata and key in metadata:
                 payload[key] = metadata[key]
+        return event_rows(
+            "message",
+            ident.sender_id,
+            [],
+            payload,
+            customer_id=cid,
+            value=sentiment.score if sentiment is not None else None,
+        )
+
+    def record_message(
+        self,
+        admitted: Observation,
+        text: str,
+        intent: str | None = None,
+        channel: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        sentiment: MessageSentiment | None = None,
+    ) -> Observation:
+        """Store the ``message`` event (see :meth:`message_rows`); returns ``admitted`` with
+        the sentiment."""
+        rows = self.message_rows(admitted, text, intent, channel, metadata, sentiment)
 
         def write() -> None:
             with self.session_factory.begin() as session:
-                record_events(
-                    session,
-                    "message",
-                    ident.sender_id,
-                    [],
-                    payload,
-                    customer_id=cid,
-                    value=sentiment.score if sentiment is not None else None,
-                )
+                session.add_all(Event(**row) for row in rows)
 
         try:
             with_retry(write, "storing a message")
         except SQLAlchemyError:
-            log.exception("could not store a message from %s", ident.sender_id)
+            log.exception("could not store a message from %s", admitted.identity.sender_id)
         return dataclasses.replace(admitted, sentiment=sentiment)
 
     def observe(

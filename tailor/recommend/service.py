@@ -7,6 +7,7 @@ scored by :mod:`tailor.recommend.personal`, from inputs :mod:`tailor.recommend.s
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import Sequence
@@ -42,7 +43,7 @@ from tailor.retrieval.lexical import LexicalIndex, open_lexical
 from tailor.retrieval.text import product_text
 from tailor.store import make_session_factory
 from tailor.store.catalog import ProductCache, get_products
-from tailor.store.events import record_events
+from tailor.store.events import EventWriter, record_events
 from tailor.store.models import Product
 from tailor.store.retry import with_retry
 
@@ -211,6 +212,8 @@ class Recommender:
         self.session_factory = session_factory
         #: Candidate products between turns, checked against the catalog's version.
         self.products = ProductCache(session_factory)
+        #: The log a turn writes after its reply, batched (see :meth:`log_later`).
+        self.events = EventWriter(session_factory)
         self.vocab = vocab
         self.k = k
         self.weights = weights or RankingWeights()
@@ -546,6 +549,12 @@ class Recommender:
             with_retry(write, f"recording a {kind} event")
         except SQLAlchemyError:  # the reply matters more than the log line
             log.exception("could not record %s event for %s", kind, sender_id)
+
+    async def log_later(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Write event rows (:func:`~tailor.store.events.event_rows`) through the batching
+        writer; returns once they are committed. For work after a turn's reply: its message
+        and what it showed go in one insert, shared with other conversations' turns."""
+        await asyncio.wrap_future(self.events.submit(rows))
 
 
 def weights_from_settings(settings: Settings) -> RankingWeights:
