@@ -149,10 +149,6 @@ class Retrieved:
     """Candidates found for a request before ranking: products with their search scores,
     their vectors, and how many products match in all."""
 
-    criteria: Criteria
-    k: int
-    exclude: tuple[int, ...]
-    avoid: tuple[int, ...]
     candidates: list[tuple[Any, float]]
     vectors: dict[int, np.ndarray]
     total: int
@@ -324,11 +320,8 @@ class Recommender:
         want = max(k * 10, 40)
         exclude, avoid = tuple(exclude), tuple(avoid)
         flt = criteria.to_filter(exclude_ids=exclude + avoid)
-        similar_title: str | None = None
         if criteria.similar_to is not None:
             flt = replace(flt, exclude_ids=(*flt.exclude_ids, criteria.similar_to))
-            ref = self.products.get([criteria.similar_to])
-            similar_title = ref[0].title if ref else None
         hits = self._candidates(criteria, query, want, flt)
         if len(hits) < k and avoid:
             relaxed = criteria.to_filter(exclude_ids=exclude)
@@ -338,13 +331,15 @@ class Recommender:
             have = {h.product_id for h in hits}
             hits = list(hits) + [h for h in extra if h.product_id not in have]
         total = self.search.count(criteria.to_filter(exclude_ids=exclude))
-        products = {p.id: p for p in self.products.get([h.product_id for h in hits])}
+        # the "more like" product is read with the candidates: one cache lookup per turn
+        wanted = [h.product_id for h in hits]
+        if criteria.similar_to is not None:
+            wanted.append(criteria.similar_to)
+        products = {p.id: p for p in self.products.get(wanted)}
+        ref = products.get(criteria.similar_to) if criteria.similar_to is not None else None
+        similar_title = ref.title if ref is not None else None
         candidates = [(products[h.product_id], h.score) for h in hits if h.product_id in products]
         return Retrieved(
-            criteria=criteria,
-            k=k,
-            exclude=exclude,
-            avoid=avoid,
             candidates=candidates,
             vectors=self._vectors([p.id for p, _ in candidates]),
             total=total,
@@ -398,18 +393,6 @@ class Recommender:
             similar_title=retrieved.similar_title,
             basis=retrieved.basis,
         )
-
-    def prepare_query(self, criteria: Criteria) -> None:
-        """Embed the criteria's query text now (kept in the search's query cache), so a turn
-        can do it while other work - scoring the message's sentiment - runs alongside. Never
-        raises: the search embeds the text itself if this failed."""
-        text = criteria.query_text()
-        if not text or criteria.similar_to is not None:
-            return
-        try:
-            self.search.query_vector(text)
-        except Exception:  # an optimisation only: the search embeds the text itself
-            log.exception("preparing the query vector failed")
 
     def _query_for(self, criteria: Criteria, shopper: ShopperContext) -> str | np.ndarray | None:
         """Text of the criteria; without any, the shopper's session or history as a vector."""

@@ -3,7 +3,6 @@ for :class:`EventWriter`, which writes rows handed to it on a thread of its own.
 
 from __future__ import annotations
 
-import logging
 import queue
 import threading
 from collections.abc import Callable, Sequence
@@ -15,8 +14,6 @@ from sqlalchemy.orm import Session
 
 from tailor.store.models import Base, Event
 from tailor.store.retry import with_retry
-
-log = logging.getLogger(__name__)
 
 #: The events table (Core), for :class:`EventWriter`'s inserts.
 _EVENTS = Base.metadata.tables[Event.__tablename__]
