@@ -479,3 +479,19 @@ async def test_every_message_is_stored_with_its_sentiment_even_on_an_early_answe
         ).all()
     assert len(msgs) == 1 and msgs[0].payload["text"] == "can you recommend something please"
     assert msgs[0].payload.get("sentiment") and msgs[0].value is not None
+
+
+def test_more_like_a_product_names_it_in_every_reason_and_never_shows_it(
+    rec: Recommender,
+) -> None:
+    """A "more like" request reads the reference product with its candidates (one cache
+    lookup): its title reaches the result and each reason, and it is never suggested."""
+    ref = rec.recommend(Criteria(product_type="jacket"), 1).suggestions[0]
+    result = rec.recommend(Criteria(similar_to=ref.product_id), 4)
+    assert result.suggestions and ref.product_id not in {s.product_id for s in result.suggestions}
+    with rec.session_factory() as s:
+        (product,) = get_products(s, [ref.product_id])
+    assert result.similar_title == product.title
+    # the reason's first letter is capitalised, or lowered after a personal reason
+    wanted = f"similar to {product.title}".lower()
+    assert all(wanted in s.reason.lower() for s in result.suggestions)
