@@ -7,6 +7,7 @@ Every subcommand has ``--help``. Heavy imports happen inside the subcommands, so
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -17,7 +18,7 @@ import threading
 import time
 import uuid
 import webbrowser
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -412,7 +413,25 @@ def _until_stopped(body: Callable[[], int], stop: Callable[[], None]) -> int:
     except P.ServiceError as exc:
         raise CliError(str(exc)) from exc
     finally:
-        stop()
+        with _interrupts_ignored():
+            stop()
+
+
+@contextlib.contextmanager
+def _interrupts_ignored() -> Iterator[None]:
+    """Ignore Ctrl-C, SIGTERM and SIGHUP while the services stop: a second, impatient Ctrl-C
+    would otherwise end this process half-way and leave the rest running (each service has
+    its own process group, so the terminal's signal never reaches it)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    names = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    before = {sig: signal.signal(sig, signal.SIG_IGN) for sig in names}
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
 
 
 def _serve(services: Sequence[Service], url: str, args: argparse.Namespace) -> int:

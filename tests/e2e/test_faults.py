@@ -265,7 +265,7 @@ def _exists(pid: int) -> bool:
     return "\nState:\tZ" not in status
 
 
-def test_sigterm_stops_tailor_run_and_every_service(built_settings: Settings) -> None:
+def test_sigterm_then_ctrl_c_stops_tailor_run_and_every_service(built_settings: Settings) -> None:
     s = eval_settings(built_settings, f"sigterm-{uuid.uuid4().hex[:6]}")
     env = {
         **os.environ,
@@ -302,6 +302,12 @@ def test_sigterm_stops_tailor_run_and_every_service(built_settings: Settings) ->
             assert httpx.get(f"http://{s.host}:{s.web_port}/api/health", timeout=5).json()["ok"]
 
             run.send_signal(signal.SIGTERM)
+            # An impatient second Ctrl-C while the services stop must not cut the stop short
+            # (the services have their own process groups: they would be left running)
+            while "Stopping" not in log.read_text(errors="replace") and run.poll() is None:
+                time.sleep(0.02)
+            if run.poll() is None:
+                run.send_signal(signal.SIGINT)
             assert run.wait(timeout=120) == 0, log.read_text(errors="replace")[-3000:]
         finally:
             if run.poll() is None:
