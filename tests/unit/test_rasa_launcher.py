@@ -91,3 +91,70 @@ def test_cached_validation_gives_rasas_verdicts() -> None:
     assert result["after"] == result["before"]
     kinds = [v[0] for v in result["before"]]
     assert "ok" in kinds and "error" in kinds  # both verdicts are exercised
+
+
+#: Run in the Rasa venv: every event type name resolves to the same class (or the same
+#: ``None`` / default / error) before and after the launcher's table, and a stored
+#: conversation loads into the same tracker.
+_SAME_EVENT_CLASSES = r"""
+import json
+from rasa.shared.core.events import Event, UserUttered
+from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.utils.common import all_subclasses
+
+names = sorted({c.type_name for c in all_subclasses(Event)}) + ["topic", "no_such_event"]
+
+def resolve():
+    out = {}
+    for name in names:
+        try:
+            out[name] = repr(Event.resolve_by_type(name))
+        except ValueError as e:
+            out[name] = "error: " + str(e)
+    out["default"] = repr(Event.resolve_by_type("no_such_event", UserUttered))
+    return out
+
+events = [
+    {"event": "action", "name": "action_listen", "timestamp": 1.0},
+    {"event": "user", "text": "hi", "parse_data": {"intent": {"name": "greet"}}, "timestamp": 2.0},
+    {"event": "slot", "name": "shown", "value": [{"id": 1}], "timestamp": 3.0},
+    {"event": "bot", "text": "Hello", "data": {"custom": {"a": 1}}, "timestamp": 4.0},
+]
+tracker_before = DialogueStateTracker.from_dict("x", events).current_state()
+before = resolve()
+from tailor_rasa_run import resolve_events_by_type_once
+resolve_events_by_type_once()
+resolve_events_by_type_once()  # idempotent
+assert Event.resolve_by_type.tailor_cached
+after = resolve()
+tracker_after = DialogueStateTracker.from_dict("x", events).current_state()
+same = tracker_before == tracker_after
+print(json.dumps({"before": before, "after": after, "same_tracker": same}))
+"""
+
+
+@pytest.mark.rasa
+def test_event_class_table_resolves_as_rasa_does() -> None:
+    import json
+    import subprocess
+
+    from tailor.config import Settings
+    from tailor.runtime.rasa import rasa_env
+
+    python = Settings.load().rasa_venv / "bin" / "python"
+    env = rasa_env({"PYTHONPATH": str(RASA_PLUGINS)})
+    done = subprocess.run(
+        [str(python), "-c", _SAME_EVENT_CLASSES],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["after"] == result["before"]
+    assert result["same_tracker"]
+    assert len(result["before"]) > 20  # every event class of Rasa was compared
+    assert result["before"]["topic"] == "None"
+    assert result["before"]["no_such_event"].startswith("error: Unknown event name")
+    assert "UserUttered" in result["before"]["default"]
