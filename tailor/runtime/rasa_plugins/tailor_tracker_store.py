@@ -98,14 +98,43 @@ class CompactingSQLTrackerStore(SQLTrackerStore):
     ) -> None:
         """Built by Rasa from ``endpoints.yml``; other keys go to ``SQLTrackerStore``.
 
-        With SQLite, ``sqlite_wal`` switches the file to write-ahead logging with
-        ``synchronous=NORMAL``: a commit no longer waits for the disk twice (a crash of the
-        process loses nothing; a power cut may lose the last turns).
+        With a SQLite file, connections stay open between messages (see
+        :meth:`_keep_sqlite_connections`), and ``sqlite_wal`` switches the file to write-ahead
+        logging with ``synchronous=NORMAL``: a commit no longer waits for the disk twice (a
+        crash of the process loses nothing; a power cut may lose the last turns).
         """
         super().__init__(domain=domain, **kwargs)
         self.max_session_events = int(max_session_events)
-        if sqlite_wal and self.engine.dialect.name == "sqlite":
-            import sqlalchemy as sa
+        if self.engine.dialect.name == "sqlite" and self.engine.url.database not in (
+            None,
+            "",
+            ":memory:",
+        ):
+            self._keep_sqlite_connections(wal=sqlite_wal)
+
+    def _keep_sqlite_connections(self, wal: bool) -> None:
+        """Serve a SQLite file from a pool of open connections.
+
+        SQLAlchemy 1.4 (Rasa's) opens and closes a SQLite file connection for every session,
+        and Rasa opens two sessions per message: each message paid for a new connection
+        and, in WAL mode, for the checkpoint SQLite runs when a file's last connection
+        closes. Each connection serves one session at a time (the pool checks it out), so
+        it may move between threads.
+        """
+        import sqlalchemy as sa
+        from sqlalchemy.orm import sessionmaker
+        from sqlalchemy.pool import QueuePool
+
+        url = self.engine.url
+        self.engine.dispose()
+        self.engine = sa.create_engine(
+            url,
+            poolclass=QueuePool,
+            pool_size=4,
+            max_overflow=8,
+            connect_args={"check_same_thread": False},
+        )
+        if wal:
 
             def _pragmas(dbapi_connection: Any, _record: Any) -> None:
                 cursor = dbapi_connection.cursor()
@@ -114,7 +143,7 @@ class CompactingSQLTrackerStore(SQLTrackerStore):
                 cursor.close()
 
             sa.event.listen(self.engine, "connect", _pragmas)
-            self.engine.dispose()  # connections made from now on get the pragmas
+        self.sessionmaker = sessionmaker(bind=self.engine)
 
     async def save(self, tracker: DialogueStateTracker) -> None:
         """Save the turn; first append a session start if the session grew too long."""

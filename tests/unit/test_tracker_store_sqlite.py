@@ -1,0 +1,93 @@
+"""The SQLite tracker store keeps its connections open between messages and stores what Rasa's
+own ``SQLTrackerStore`` would: checked in the Rasa venv against a plain store reading the
+same file."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from tailor.runtime.rasa import RASA_PLUGINS
+
+#: Run in the Rasa venv: 30 turns of 5 conversations (one saved from another thread), each
+#: turn loaded back and compared with the events saved; then a plain Rasa store on the
+#: same file reads every conversation.
+_CHECK = r"""
+import asyncio, json, sys, tempfile, threading
+from pathlib import Path
+import sqlalchemy as sa
+from rasa.core.tracker_store import SQLTrackerStore
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import ActionExecuted, BotUttered, SlotSet, UserUttered
+from rasa.shared.core.trackers import DialogueStateTracker
+from tailor_tracker_store import CompactingSQLTrackerStore
+
+domain = Domain.load(sys.argv[1])
+path = Path(tempfile.mkdtemp()) / "tracker.db"
+store = CompactingSQLTrackerStore(domain=domain, dialect="sqlite", db=str(path),
+                                  max_session_events=0)
+connects = []
+sa.event.listen(store.engine, "connect", lambda *_: connects.append(1))
+
+def turn(i):
+    return [
+        UserUttered(f"message {i}", {"name": "ask_recommendation", "confidence": 1.0}),
+        ActionExecuted("action_recommend"),
+        BotUttered(f"answer {i}", {"custom": {"type": "product_cards", "products": [{"id": i}]}}),
+        SlotSet("price_max", float(i)),
+        ActionExecuted("action_listen"),
+    ]
+
+async def converse(sender, turns, out):
+    for i in range(turns):
+        tracker = await store.retrieve(sender) or DialogueStateTracker(sender, domain.slots)
+        for event in turn(i):
+            tracker.update(event)
+        await store.save(tracker)
+        again = await store.retrieve(sender)
+        out.append(again.current_state()["events"] == tracker.current_state()["events"])
+
+async def main():
+    same = []
+    for n in range(4):
+        await converse(f"c{n}", 30, same)
+    other = []
+    thread = threading.Thread(target=lambda: asyncio.run(converse("t", 30, other)))
+    thread.start(); thread.join()
+    plain = SQLTrackerStore(domain=domain, dialect="sqlite", db=str(path))
+    counts = {}
+    for sender in ["c0", "c1", "c2", "c3", "t"]:
+        full = await plain.retrieve_full_tracker(sender)
+        counts[sender] = [len(full.events), full.get_slot("price_max")]
+    mode = store.engine.connect().exec_driver_sql("PRAGMA journal_mode").scalar()
+    print(json.dumps({"same": all(same) and len(same) == 120, "thread_same": all(other),
+                      "counts": counts, "connects": len(connects), "mode": mode,
+                      "pool": type(store.engine.pool).__name__}))
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.rasa
+def test_sqlite_store_reuses_connections_and_stores_what_rasa_reads() -> None:
+    from tailor.config import PROJECT_ROOT, Settings
+    from tailor.runtime.rasa import rasa_env
+
+    python = Settings.load().rasa_venv / "bin" / "python"
+    done = subprocess.run(
+        [str(python), "-c", _CHECK, str(PROJECT_ROOT / "bot" / "domain.yml")],
+        capture_output=True,
+        text=True,
+        env=rasa_env({"PYTHONPATH": str(RASA_PLUGINS)}),
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert got["same"] and got["thread_same"]
+    # 30 turns of 5 events each, every one read back by Rasa's own store
+    assert got["counts"] == {s: [150, 29.0] for s in ("c0", "c1", "c2", "c3", "t")}
+    assert got["pool"] == "QueuePool" and got["mode"] == "wal"
+    # 300 loads and saves from two threads: a connection per thread, not one per session
+    assert got["connects"] <= 2
