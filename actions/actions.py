@@ -27,7 +27,7 @@ from tailor.nlu.ordinals import parse_ordinals
 from tailor.nlu.reactions import parse_reaction
 from tailor.nlu.understand import Understanding
 from tailor.privacy.redaction import redact
-from tailor.profiles.observer import MessageSentiment, Observation, Observer
+from tailor.profiles.observer import SCORE_CACHE_SIZE, MessageSentiment, Observation, Observer
 from tailor.recommend.criteria import (
     CRITERIA_SLOTS,
     Criteria,
@@ -72,7 +72,12 @@ _observer: Observer | None = None
 def _default_observer(recommender: Recommender) -> Observer:
     global _observer
     if _observer is None:
-        _observer = Observer(recommender.session_factory, Settings.load().customer_token_secret)
+        settings = Settings.load()
+        _observer = Observer(
+            recommender.session_factory,
+            settings.customer_token_secret,
+            score_cache_size=SCORE_CACHE_SIZE if settings.text_caches else 0,
+        )
     return _observer
 
 

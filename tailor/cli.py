@@ -979,6 +979,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if any(c < 1 for c in args.concurrency):
         raise CliError(f"--concurrency values must be >= 1, got {args.concurrency}")
     settings = ensure_customer_token_secret(_settings(args))
+    if args.cold_caches:
+        # the scripts repeat their texts: without this, most query vectors and sentiment
+        # scores come from the per-text caches
+        settings = settings.replace(text_caches=False)
     model = _prepared_bot(settings)
     profile_dir = Path(settings.home) / "bench-profile" if args.profile else None
     result = run_bench(
@@ -1353,6 +1357,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--long", type=int, default=50, help="turns of the long conversations (0: skip)")
     p.add_argument("--profile", action="store_true", help="also profile by stage with py-spy")
+    p.add_argument(
+        "--cold-caches",
+        action="store_true",
+        help="embed and score every message as novel text (no per-text caches; the scripts "
+        "repeat their texts)",
+    )
     p.add_argument(
         "--out", help="report folder (default docs/bench); soak: file (docs/reliability.md)"
     )

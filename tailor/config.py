@@ -80,6 +80,10 @@ class Settings:
     #: How products are found for a text request: "hybrid" (FAISS + BM25, convex fusion),
     #: "dense" (FAISS only) or "lexical" (BM25 only); see docs/retrieval-eval.md.
     search_mode: str = "hybrid"
+    #: Keep query vectors (512) and message sentiment (4,096) per exact text, so a repeated
+    #: text ("show me more", a popular query) is not embedded or scored again. Off, every
+    #: message pays the models as a novel one would (``tailor bench --cold-caches``).
+    text_caches: bool = True
     #: Weight of BM25 in the hybrid fusion (dense has weight 1).
     search_lexical_weight: float = 1.0
     session_expiration_minutes: int = 60

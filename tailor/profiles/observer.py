@@ -87,8 +87,12 @@ class Observer:
         session_factory: sessionmaker[Session],
         secret: str | bytes | None,
         sentiment_model: Any | None = None,
+        score_cache_size: int = SCORE_CACHE_SIZE,
     ) -> None:
+        if score_cache_size < 0:
+            raise ValueError(f"score_cache_size must be >= 0, got {score_cache_size}")
         self.session_factory = session_factory
+        self.score_cache_size = score_cache_size
         self.secret = secret or None
         self._model = sentiment_model
         self._lock = threading.Lock()
@@ -122,7 +126,7 @@ class Observer:
         scored = MessageSentiment(s.label, float(s.score), dict(s.scores))
         with self._scores_lock:
             self._scores[text] = replace(scored, scores=dict(scored.scores))
-            while len(self._scores) > SCORE_CACHE_SIZE:
+            while len(self._scores) > self.score_cache_size:
                 self._scores.popitem(last=False)
         return scored
 

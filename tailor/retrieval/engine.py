@@ -178,6 +178,7 @@ class ProductSearch:
         index_dir: str | Path | None = None,
         backend: str = "flat",
         index_options: dict[str, Any] | None = None,
+        query_cache_size: int = QUERY_CACHE_SIZE,
     ) -> None:
         if backend != "auto" and backend not in index_kinds():
             raise ValueError(
@@ -199,10 +200,26 @@ class ProductSearch:
         # same text again, and the bot may search one message twice in a turn
         self._query_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
         self._query_lock = threading.Lock()
+        self._query_cache_size = 0
+        self.query_cache_size = query_cache_size
         self._write_lock = threading.RLock()  # serialises mutations
         self._cache: VectorCache | None = None
         #: How many texts the last build or update took from the embedding cache.
         self.cache_hits = 0
+
+    @property
+    def query_cache_size(self) -> int:
+        """How many query texts keep their vectors (0: every search embeds its text)."""
+        return self._query_cache_size
+
+    @query_cache_size.setter
+    def query_cache_size(self, size: int) -> None:
+        if size < 0:
+            raise ValueError(f"query_cache_size must be >= 0, got {size}")
+        with self._query_lock:
+            self._query_cache_size = size
+            while len(self._query_vectors) > size:
+                self._query_vectors.popitem(last=False)
 
     @property
     def cache(self) -> VectorCache | None:
@@ -247,13 +264,16 @@ class ProductSearch:
     ) -> ProductSearch:
         """:meth:`open` with the embedding model, index folder and backend of ``settings``."""
         embedder = embedder_for(settings)
-        return cls.open(
+        engine = cls.open(
             Path(str(settings.index_dir)),
             session_factory,
             embedder,
             backend=settings.index_backend,
             progress=progress,
         )
+        if not settings.text_caches:
+            engine.query_cache_size = 0
+        return engine
 
     @classmethod
     def open(
@@ -556,7 +576,7 @@ class ProductSearch:
             vec.setflags(write=False)
             with self._query_lock:
                 self._query_vectors[query] = vec
-                if len(self._query_vectors) > QUERY_CACHE_SIZE:
+                while len(self._query_vectors) > self._query_cache_size:
                     self._query_vectors.popitem(last=False)
             return vec
         vec = np.ascontiguousarray(query, dtype=np.float32)

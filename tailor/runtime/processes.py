@@ -173,6 +173,7 @@ def tailor_env(settings: Settings) -> dict[str, str]:
             # both must hold the same secret ("" = nobody is identified).
             "TAILOR_CUSTOMER_TOKEN_SECRET": settings.customer_token_secret,
             "TAILOR_DEMO_LOGIN": "true" if settings.demo_login else "false",
+            "TAILOR_TEXT_CACHES": "true" if settings.text_caches else "false",
             "HF_HUB_OFFLINE": "1",
             "TRANSFORMERS_OFFLINE": "1",
             "TOKENIZERS_PARALLELISM": "false",

@@ -409,6 +409,12 @@ def test_build_and_semantic_sanity(
     assert search._query_vector("running shoes") is cached
     assert np.allclose(cached[0], vec, atol=1e-6)
     assert search.search("running shoes", k=10) == hits
+    # Without the cache (text_caches = false) every search embeds its text again.
+    search.query_cache_size = 0
+    fresh = search._query_vector("running shoes")
+    assert fresh is not cached and np.allclose(fresh, cached, atol=1e-6)
+    assert search._query_vector("running shoes") is not fresh
+    assert search.search("running shoes", k=10) == hits
 
 
 def test_filters_are_respected(

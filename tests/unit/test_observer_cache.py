@@ -27,8 +27,10 @@ class CountingModel:
         return to_sentiment([neg, 0.1, 0.9 - neg], LABELS)
 
 
-def observer(model: CountingModel) -> Observer:
-    return Observer(make_session_factory("sqlite://"), None, sentiment_model=model)
+def observer(model: CountingModel, size: int = observer_module.SCORE_CACHE_SIZE) -> Observer:
+    return Observer(
+        make_session_factory("sqlite://"), None, sentiment_model=model, score_cache_size=size
+    )
 
 
 def test_a_repeated_text_is_scored_once() -> None:
@@ -50,10 +52,9 @@ def test_callers_cannot_change_the_cached_answer() -> None:
     assert again is not None and again.scores["negative"] != 99.0
 
 
-def test_the_cache_is_bounded_and_keeps_recent_texts(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(observer_module, "SCORE_CACHE_SIZE", 3)
+def test_the_cache_is_bounded_and_keeps_recent_texts() -> None:
     model = CountingModel()
-    obs = observer(model)
+    obs = observer(model, size=3)
     texts: Sequence[str] = ["a", "bb", "ccc"]
     for t in texts:
         obs.score(t)
@@ -64,3 +65,16 @@ def test_the_cache_is_bounded_and_keeps_recent_texts(monkeypatch: pytest.MonkeyP
     for t in ("a", "ccc", "dddd", "bb"):
         obs.score(t)
     assert model.calls == ["bb"]
+
+
+def test_without_the_cache_every_message_is_scored() -> None:
+    """``text_caches = false`` (``tailor bench --cold-caches``): each message pays the model,
+    with the same answer the cache would give."""
+    cached, cold = CountingModel(), CountingModel()
+    warm_obs, cold_obs = observer(cached), observer(cold, size=0)
+    for _ in range(3):
+        assert cold_obs.score("too pricey") == warm_obs.score("too pricey")
+    assert cold.calls == ["too pricey"] * 3 and cached.calls == ["too pricey"]
+    assert len(cold_obs._scores) == 0
+    with pytest.raises(ValueError, match="score_cache_size"):
+        observer(CountingModel(), size=-1)

@@ -103,7 +103,7 @@ def resolve_events_by_type_once() -> None:
         return original(type_name, default)
 
     resolve_by_type.tailor_cached = True  # type: ignore[attr-defined]
-    Event.resolve_by_type = staticmethod(resolve_by_type)  # type: ignore[method-assign]
+    Event.resolve_by_type = staticmethod(resolve_by_type)
 
 
 def main() -> None:

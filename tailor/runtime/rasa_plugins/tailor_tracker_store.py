@@ -89,6 +89,8 @@ class CompactingSQLTrackerStore(SQLTrackerStore):
     """``SQLTrackerStore`` that starts a new session past ``max_session_events`` events
     (see the module docstring). ``max_session_events: 0`` turns that off."""
 
+    engine: Any  # SQLAlchemy's Engine (set by SQLTrackerStore, replaced for SQLite files)
+
     def __init__(
         self,
         domain: Any = None,
