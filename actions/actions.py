@@ -99,10 +99,11 @@ class Observing:
     """The observation of one user message, run alongside an action's own work.
 
     :meth:`Observer.admit` (identity, the anonymous profile adopted on sign-in, stated
-    preferences: what this turn's ranking reads) starts in a worker thread at once, and the
-    sentiment model in its own thread beside it. Storing the ``message`` event waits for the
-    score, so it is done after the reply (:meth:`log_after_reply`) unless the turn itself needs
-    the score (a negative reaction: :meth:`scored`).
+    preferences: what this turn's ranking reads) starts in a worker thread at once. The
+    sentiment model starts when the score is first wanted: by the turn itself (a negative
+    reaction, feedback: :meth:`scored`), or else after the reply, to store the ``message``
+    event (:meth:`log_after_reply`). On two cores, a model running beside the turn took the
+    core its query embedding and search need (measured: the recommend action 1-2 ms slower).
     """
 
     def __init__(
@@ -124,11 +125,18 @@ class Observing:
                 observer.admit, self.sender_id, self.text, self.channel, self.metadata
             )
         )
-        loop = asyncio.get_running_loop()
-        self.sentiment: asyncio.Future[MessageSentiment | None] = loop.run_in_executor(
-            _model_pool(), observer.safe_score, self.text
-        )
+        self._sentiment: asyncio.Future[MessageSentiment | None] | None = None
         self._logged = False
+
+    @property
+    def sentiment(self) -> asyncio.Future[MessageSentiment | None]:
+        """The message's sentiment, its model started on first use (in the model's thread)."""
+        if self._sentiment is None:
+            loop = asyncio.get_running_loop()
+            self._sentiment = loop.run_in_executor(
+                _model_pool(), self.observer.safe_score, self.text
+            )
+        return self._sentiment
 
     async def scored(self) -> Observation:
         """The admitted observation with the message's sentiment."""
@@ -378,6 +386,7 @@ class ActionRecommend(TailorAction):
             return shopper, rec.recommend(crit, k, exclude, avoid, shopper=shopper)
 
         if not (generic or ungrounded or (intent == "affirm" and current.is_empty())):
+            rec.embed_ahead(crit)  # the query's embedding overlaps with the shopper's loading
             shopper, result = await asyncio.to_thread(shopper_and_answer)
         else:
             # What to search for depends on who asks, or the request may be out of scope.

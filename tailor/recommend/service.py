@@ -394,6 +394,16 @@ class Recommender:
             basis=retrieved.basis,
         )
 
+    def embed_ahead(self, criteria: Criteria) -> None:
+        """Start embedding the text :meth:`recommend` will search for ``criteria``, so that
+        work overlaps with loading the shopper's context (see ``ProductSearch.embed_ahead``).
+        Nothing to do for a "more like" request, a request without text or lexical search."""
+        if criteria.similar_to is not None or self.search_mode == "lexical":
+            return
+        text = criteria.query_text()
+        if text:
+            self.search.embed_ahead(text)
+
     def _query_for(self, criteria: Criteria, shopper: ShopperContext) -> str | np.ndarray | None:
         """Text of the criteria; without any, the shopper's session or history as a vector."""
         if criteria.similar_to is not None:

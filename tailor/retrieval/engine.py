@@ -24,6 +24,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -161,6 +162,9 @@ def embedder_for(settings: Settings) -> Embedder:
 
 #: Query texts whose vectors :class:`ProductSearch` keeps (least recently used dropped).
 QUERY_CACHE_SIZE = 512
+#: Query texts :meth:`ProductSearch.embed_ahead` may hold for a search that never came (the
+#: oldest are dropped).
+PENDING_QUERIES = 64
 
 
 class ProductSearch:
@@ -202,6 +206,9 @@ class ProductSearch:
         self._query_lock = threading.Lock()
         self._query_cache_size = 0
         self.query_cache_size = query_cache_size
+        # texts embedded ahead of their search (embed_ahead), each taken by one search
+        self._pending: OrderedDict[str, Future[np.ndarray]] = OrderedDict()
+        self._ahead: ThreadPoolExecutor | None = None
         self._write_lock = threading.RLock()  # serialises mutations
         self._cache: VectorCache | None = None
         #: How many texts the last build or update took from the embedding cache.
@@ -565,6 +572,29 @@ class ProductSearch:
         or of a given vector."""
         return self._query_vector(query)
 
+    def embed_ahead(self, text: str) -> None:
+        """Start embedding the query ``text`` in a background thread; the next search for
+        ``text`` takes that vector instead of embedding it.
+
+        For a caller that knows its query before it can search (the recommender, while the
+        shopper's context loads): ONNX Runtime releases the GIL, so the model runs on the
+        other core meanwhile. One thread embeds ahead, so many conversations at once queue
+        rather than crowd the cores. A text already cached or on its way is not embedded again.
+        """
+        with self._query_lock:
+            if text in self._query_vectors or text in self._pending:
+                return
+            if self._ahead is None:
+                self._ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tailor-embed")
+            self._pending[text] = self._ahead.submit(self._embed_query, text)
+            while len(self._pending) > PENDING_QUERIES:
+                self._pending.popitem(last=False)
+
+    def _embed_query(self, text: str) -> np.ndarray:
+        vec = self.embedder.encode_one(text).reshape(1, -1)
+        vec.setflags(write=False)
+        return vec
+
     def _query_vector(self, query: str | np.ndarray) -> np.ndarray:
         if isinstance(query, str):
             with self._query_lock:
@@ -572,8 +602,15 @@ class ProductSearch:
                 if cached is not None:
                     self._query_vectors.move_to_end(query)
                     return cached
-            vec = self.embedder.encode_one(query).reshape(1, -1)
-            vec.setflags(write=False)
+                ahead = self._pending.pop(query, None)
+            vec = None
+            if ahead is not None:
+                try:
+                    vec = ahead.result()
+                except Exception:  # embedded again below, where the error is raised
+                    logger.exception("embedding %r ahead failed", query)
+            if vec is None:
+                vec = self._embed_query(query)
             with self._query_lock:
                 self._query_vectors[query] = vec
                 while len(self._query_vectors) > self._query_cache_size:

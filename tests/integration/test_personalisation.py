@@ -481,6 +481,42 @@ async def test_every_message_is_stored_with_its_sentiment_even_on_an_early_answe
     assert msgs[0].payload.get("sentiment") and msgs[0].value is not None
 
 
+async def test_the_sentiment_model_runs_after_the_reply_unless_the_turn_needs_it(
+    rec: Recommender,
+) -> None:
+    """A request's sentiment is scored after its reply (the turn's own work has both cores);
+    it is still stored with the message. A negative reaction is scored within its turn."""
+    model = Observer(rec.session_factory, SECRET).sentiment_model
+    calls: list[str] = []
+
+    def spy(text: str) -> Any:
+        calls.append(text)
+        return model(text)
+
+    action = ActionRecommend(rec, Observer(rec.session_factory, SECRET, sentiment_model=spy))
+    sender = fresh_sender("later")
+    text, entities = jacket_request()
+    dispatcher = CollectingDispatcher()
+    events = await action.run(dispatcher, tracker(text, "ask_recommendation", sender, entities), {})
+    assert cards(dispatcher) and calls == []  # answered, nothing scored yet
+    await AFTER_REPLY.drain()
+    assert calls == [text]
+    with rec.session_factory() as s:
+        (msg,) = s.scalars(
+            select(Event).where(Event.sender_id == sender, Event.kind == "message")
+        ).all()
+    assert msg.payload.get("sentiment") and msg.value is not None
+
+    slots = {e["name"]: e["value"] for e in events if e.get("event") == "slot"}
+    dispatcher = CollectingDispatcher()
+    await action.run(
+        dispatcher, tracker("I hate these, awful", "react_negative", sender, slots=slots), {}
+    )
+    assert calls == [text, "I hate these, awful"]  # scored within the turn, once
+    await AFTER_REPLY.drain()
+    assert calls == [text, "I hate these, awful"]
+
+
 def test_more_like_a_product_names_it_in_every_reason_and_never_shows_it(
     rec: Recommender,
 ) -> None:

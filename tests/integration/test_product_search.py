@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tailor.retrieval import Embedder, Filter, Hit, ProductSearch
+from tailor.retrieval.engine import PENDING_QUERIES, QUERY_CACHE_SIZE
 from tailor.store import Product, make_session_factory, session_scope
 
 pytestmark = pytest.mark.slow
@@ -415,6 +416,58 @@ def test_build_and_semantic_sanity(
     assert fresh is not cached and np.allclose(fresh, cached, atol=1e-6)
     assert search._query_vector("running shoes") is not fresh
     assert search.search("running shoes", k=10) == hits
+
+
+def test_a_query_embedded_ahead_is_taken_by_its_search(
+    tmp_path: Path,
+    factory: sessionmaker[Session],
+    embedder: Embedder,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """embed_ahead: the search takes the vector embedded in the background (the model runs
+    once per text, with or without the query cache) and answers as a plain search does."""
+    search = ProductSearch.open(tmp_path / "index", factory, embedder)
+    texts = ["wool hiking socks", "cast iron pan", "waterproof rain jacket"]
+    expected = {t: search.search(embedder.encode_one(t), k=10) for t in texts}
+    calls: list[str] = []
+    real = embedder.encode_one
+    monkeypatch.setattr(embedder, "encode_one", lambda t: calls.append(t) or real(t))
+    for size in (QUERY_CACHE_SIZE, 0):
+        search.query_cache_size = size
+        calls.clear()
+        for t in texts:
+            search.embed_ahead(t)
+            search.embed_ahead(t)  # already on its way: not embedded twice
+        assert [search.search(t, k=10) for t in texts] == [expected[t] for t in texts]
+        assert sorted(calls) == sorted(texts)
+        assert not search._pending
+    # a text already cached is not embedded ahead; nothing waits for a search forever
+    search.query_cache_size = QUERY_CACHE_SIZE
+    search.search("linen shirt", k=3)
+    calls.clear()
+    search.embed_ahead("linen shirt")
+    assert not search._pending and calls == []
+    for i in range(PENDING_QUERIES + 10):
+        search.embed_ahead(f"gift idea number {i}")
+    assert len(search._pending) == PENDING_QUERIES
+
+
+def test_a_failed_embedding_ahead_fails_the_search_as_a_plain_one_would(
+    tmp_path: Path,
+    factory: sessionmaker[Session],
+    embedder: Embedder,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    search = ProductSearch.open(tmp_path / "index", factory, embedder)
+
+    def broken(text: str) -> np.ndarray:
+        raise RuntimeError(f"model failed on {text!r}")
+
+    monkeypatch.setattr(embedder, "encode_one", broken)
+    search.embed_ahead("running shoes")
+    with pytest.raises(RuntimeError, match="model failed"):
+        search.search("running shoes", k=3)
+    assert not search._pending
 
 
 def test_filters_are_respected(
