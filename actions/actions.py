@@ -13,7 +13,6 @@ import dataclasses
 import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from rasa_sdk import Tracker
@@ -81,20 +80,6 @@ def _default_observer(recommender: Recommender) -> Observer:
     return _observer
 
 
-_model_threads: ThreadPoolExecutor | None = None
-
-
-def _model_pool() -> ThreadPoolExecutor:
-    """One thread for the sentiment model: its calls are pure CPU (one ONNX Runtime thread
-    each), so with many conversations at once, running them side by side on two cores that
-    Rasa also needs only makes every turn wait longer; the worker threads the actions use for
-    the database and search stay free for them."""
-    global _model_threads
-    if _model_threads is None:
-        _model_threads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tailor-model")
-    return _model_threads
-
-
 class Observing:
     """The observation of one user message, run alongside an action's own work.
 
@@ -130,12 +115,10 @@ class Observing:
 
     @property
     def sentiment(self) -> asyncio.Future[MessageSentiment | None]:
-        """The message's sentiment, its model started on first use (in the model's thread)."""
+        """The message's sentiment, its model started on first use (in the model's thread,
+        batched with other conversations' messages: ``Observer.submit_score``)."""
         if self._sentiment is None:
-            loop = asyncio.get_running_loop()
-            self._sentiment = loop.run_in_executor(
-                _model_pool(), self.observer.safe_score, self.text
-            )
+            self._sentiment = asyncio.wrap_future(self.observer.submit_score(self.text))
         return self._sentiment
 
     async def scored(self) -> Observation:

@@ -18,7 +18,8 @@ import dataclasses
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -29,6 +30,7 @@ from tailor.privacy.redaction import redact
 from tailor.profiles.identity import Identity, identify
 from tailor.profiles.psychographics import extract_preferences
 from tailor.profiles.segments import psychographic_for
+from tailor.runtime.batching import MicroBatcher
 from tailor.store.events import event_rows
 from tailor.store.models import Event, utcnow
 from tailor.store.profiles import (
@@ -51,6 +53,8 @@ PLATFORM_CHANNELS = frozenset({"telegram", "facebook", "slack", "twilio"})
 MAX_STORED_TEXT = 500
 #: Message texts whose sentiment is kept (least recently used first out).
 SCORE_CACHE_SIZE = 4096
+#: Most messages :meth:`Observer.submit_score` scores in one model call.
+SCORE_BATCH = 8
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,7 @@ class Observer:
         #: "show me more") recur across shoppers and need no second inference.
         self._scores: OrderedDict[str, MessageSentiment] = OrderedDict()
         self._scores_lock = threading.Lock()
+        self._batcher: MicroBatcher[str, MessageSentiment | None] | None = None
 
     @property
     def sentiment_model(self) -> Any:
@@ -114,21 +119,58 @@ class Observer:
 
     def score(self, text: str) -> MessageSentiment | None:
         """Sentiment of ``text`` (None for empty text or button payloads)."""
-        text = (text or "").strip()
-        if not text or text.startswith("/"):
-            return None
+        return self.score_many([text])[0]
+
+    def score_many(self, texts: Sequence[str]) -> list[MessageSentiment | None]:
+        """:meth:`score` of each text, in order, with one model call for the texts not
+        cached (a repeated text is scored once)."""
+        out: list[MessageSentiment | None] = [None] * len(texts)
+        todo: dict[str, list[int]] = {}
         with self._scores_lock:
-            hit = self._scores.get(text)
-            if hit is not None:
-                self._scores.move_to_end(text)
-                return replace(hit, scores=dict(hit.scores))
-        s = self.sentiment_model(text)
-        scored = MessageSentiment(s.label, float(s.score), dict(s.scores))
+            for i, raw in enumerate(texts):
+                text = (raw or "").strip()
+                if not text or text.startswith("/"):
+                    continue
+                hit = self._scores.get(text)
+                if hit is not None:
+                    self._scores.move_to_end(text)
+                    out[i] = replace(hit, scores=dict(hit.scores))
+                else:
+                    todo.setdefault(text, []).append(i)
+        if not todo:
+            return out
+        keys = list(todo)
+        results = self.sentiment_model(keys)
         with self._scores_lock:
-            self._scores[text] = replace(scored, scores=dict(scored.scores))
+            for text, s in zip(keys, results, strict=True):
+                scored = MessageSentiment(s.label, float(s.score), dict(s.scores))
+                self._scores[text] = scored
+                for i in todo[text]:
+                    out[i] = replace(scored, scores=dict(scored.scores))
             while len(self._scores) > self.score_cache_size:
                 self._scores.popitem(last=False)
-        return scored
+        return out
+
+    def safe_score_many(self, texts: Sequence[str]) -> list[MessageSentiment | None]:
+        """:meth:`score_many`, with a broken model logged rather than raised (no sentiment
+        for these texts; the conversation goes on)."""
+        try:
+            return self.score_many(texts)
+        except Exception:  # a broken model must not break the conversation
+            log.exception("sentiment scoring failed")
+            return [None] * len(texts)
+
+    def submit_score(self, text: str) -> Future[MessageSentiment | None]:
+        """Score ``text`` in the sentiment model's thread (:meth:`safe_score_many`): messages
+        that wait while the model is busy are scored together, for less CPU per message
+        (``tailor.runtime.batching``)."""
+        if self._batcher is None:
+            with self._lock:
+                if self._batcher is None:
+                    self._batcher = MicroBatcher(
+                        self.safe_score_many, max_batch=SCORE_BATCH, name="tailor-sentiment"
+                    )
+        return self._batcher.submit(text)
 
     def resolve(
         self,

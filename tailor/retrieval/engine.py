@@ -24,7 +24,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,6 +40,7 @@ from tailor.retrieval.embed import Embedder
 from tailor.retrieval.filters import Filter, MetadataTable
 from tailor.retrieval.index import VectorIndex, create_index, index_kinds, resolve_index_kind
 from tailor.retrieval.text import product_text, text_hash
+from tailor.runtime.batching import MicroBatcher
 from tailor.store.catalog import fingerprint_of, product_hashes
 from tailor.store.models import Product
 
@@ -208,7 +209,7 @@ class ProductSearch:
         self.query_cache_size = query_cache_size
         # texts embedded ahead of their search (embed_ahead), each taken by one search
         self._pending: OrderedDict[str, Future[np.ndarray]] = OrderedDict()
-        self._ahead: ThreadPoolExecutor | None = None
+        self._ahead: MicroBatcher[str, np.ndarray] | None = None
         self._write_lock = threading.RLock()  # serialises mutations
         self._cache: VectorCache | None = None
         #: How many texts the last build or update took from the embedding cache.
@@ -579,14 +580,16 @@ class ProductSearch:
         For a caller that knows its query before it can search (the recommender, while the
         shopper's context loads): ONNX Runtime releases the GIL, so the model runs on the
         other core meanwhile. One thread embeds ahead, so many conversations at once queue
-        rather than crowd the cores. A text already cached or on its way is not embedded again.
+        rather than crowd the cores, and texts that queued while the model was busy are
+        embedded together (``tailor.runtime.batching``). A text already cached or on its way
+        is not embedded again.
         """
         with self._query_lock:
             if text in self._query_vectors or text in self._pending:
                 return
             if self._ahead is None:
-                self._ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tailor-embed")
-            self._pending[text] = self._ahead.submit(self._embed_query, text)
+                self._ahead = MicroBatcher(self._embed_queries, max_batch=8, name="tailor-embed")
+            self._pending[text] = self._ahead.submit(text)
             while len(self._pending) > PENDING_QUERIES:
                 self._pending.popitem(last=False)
 
@@ -594,6 +597,16 @@ class ProductSearch:
         vec = self.embedder.encode_one(text).reshape(1, -1)
         vec.setflags(write=False)
         return vec
+
+    def _embed_queries(self, texts: list[str]) -> list[np.ndarray]:
+        if len(texts) == 1:
+            return [self._embed_query(texts[0])]
+        out = []
+        for row in self.embedder.encode_queries(texts):
+            vec = row.reshape(1, -1).copy()
+            vec.setflags(write=False)
+            out.append(vec)
+        return out
 
     def _query_vector(self, query: str | np.ndarray) -> np.ndarray:
         if isinstance(query, str):

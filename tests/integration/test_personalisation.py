@@ -489,9 +489,9 @@ async def test_the_sentiment_model_runs_after_the_reply_unless_the_turn_needs_it
     model = Observer(rec.session_factory, SECRET).sentiment_model
     calls: list[str] = []
 
-    def spy(text: str) -> Any:
-        calls.append(text)
-        return model(text)
+    def spy(texts: Any) -> Any:
+        calls.extend([texts] if isinstance(texts, str) else texts)
+        return model(texts)
 
     action = ActionRecommend(rec, Observer(rec.session_factory, SECRET, sentiment_model=spy))
     sender = fresh_sender("later")

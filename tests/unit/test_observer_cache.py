@@ -20,11 +20,18 @@ class CountingModel:
 
     def __init__(self) -> None:
         self.calls: list[str] = []
+        self.batches: list[list[str]] = []
 
-    def __call__(self, text: str) -> object:
-        self.calls.append(text)
-        neg = (len(text) % 7) / 10
-        return to_sentiment([neg, 0.1, 0.9 - neg], LABELS)
+    def __call__(self, texts: str | list[str]) -> object:
+        """One text → its sentiment; a list → a list (as SentimentModel); ``batches``
+        records each call's texts."""
+        items = [texts] if isinstance(texts, str) else list(texts)
+        self.calls.extend(items)
+        self.batches.append(items)
+        out = [
+            to_sentiment([(len(t) % 7) / 10, 0.1, 0.9 - (len(t) % 7) / 10], LABELS) for t in items
+        ]
+        return out[0] if isinstance(texts, str) else out
 
 
 def observer(model: CountingModel, size: int = observer_module.SCORE_CACHE_SIZE) -> Observer:
@@ -78,3 +85,34 @@ def test_without_the_cache_every_message_is_scored() -> None:
     assert len(cold_obs._scores) == 0
     with pytest.raises(ValueError, match="score_cache_size"):
         observer(CountingModel(), size=-1)
+
+
+def test_many_texts_are_scored_in_one_call_as_one_by_one() -> None:
+    """score_many against score, text by text: same answers, cached and empty texts skipped,
+    a repeated text scored once, one model call for the rest."""
+    texts = ["cheaper", "  ", "love these", "/affirm", "cheaper", "too pricey", "love these"]
+    reference = observer(CountingModel())
+    expected = [reference.score(t) for t in texts]
+    model = CountingModel()
+    obs = observer(model)
+    obs.score("too pricey")
+    assert obs.score_many(texts) == expected
+    assert model.batches == [["too pricey"], ["cheaper", "love these"]]
+
+
+def test_submitted_messages_are_scored_in_the_models_thread() -> None:
+    model = CountingModel()
+    obs = observer(model)
+    futures = [obs.submit_score(t) for t in ["great", "awful", "", "great"]]
+    results = [f.result(timeout=10) for f in futures]
+    assert results == [observer(CountingModel()).score(t) for t in ["great", "awful", "", "great"]]
+    assert sorted(set(model.calls)) == ["awful", "great"]
+
+
+def test_a_broken_model_gives_no_sentiment_and_the_conversation_goes_on() -> None:
+    def broken(texts: object) -> object:
+        raise RuntimeError("model file damaged")
+
+    obs = Observer(make_session_factory("sqlite://"), None, sentiment_model=broken)
+    assert obs.submit_score("hello there").result(timeout=10) is None
+    assert obs.safe_score_many(["a", "b"]) == [None, None]
