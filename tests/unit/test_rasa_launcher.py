@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from tailor.runtime.rasa import RASA_PLUGINS
+from tests.rasa_venv import run_in_rasa_venv
 
 sys.path.insert(0, str(RASA_PLUGINS))
 from tailor_rasa_run import rasa_argv
@@ -58,10 +59,6 @@ print(json.dumps({"before": before, "after": verdicts()}))
 @pytest.mark.rasa
 def test_cached_validation_gives_rasas_verdicts() -> None:
     import json
-    import subprocess
-
-    from tailor.config import Settings
-    from tailor.runtime.rasa import rasa_env
 
     card = {"type": "product_cards", "products": [{"id": 1, "title": "x", "price": 9.5}]}
     responses = [
@@ -77,17 +74,7 @@ def test_cached_validation_gives_rasas_verdicts() -> None:
         {"events": "not a list"},
         {"responses": [{"text": 5}]},
     ]
-    python = Settings.load().rasa_venv / "bin" / "python"
-    env = rasa_env({"PYTHONPATH": str(RASA_PLUGINS)})
-    done = subprocess.run(
-        [str(python), "-c", _SAME_VERDICTS, json.dumps(responses)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = run_in_rasa_venv(_SAME_VERDICTS, json.dumps(responses))
     assert result["after"] == result["before"]
     kinds = [v[0] for v in result["before"]]
     assert "ok" in kinds and "error" in kinds  # both verdicts are exercised
@@ -135,23 +122,7 @@ print(json.dumps({"before": before, "after": after, "same_tracker": same}))
 
 @pytest.mark.rasa
 def test_event_class_table_resolves_as_rasa_does() -> None:
-    import json
-    import subprocess
-
-    from tailor.config import Settings
-    from tailor.runtime.rasa import rasa_env
-
-    python = Settings.load().rasa_venv / "bin" / "python"
-    env = rasa_env({"PYTHONPATH": str(RASA_PLUGINS)})
-    done = subprocess.run(
-        [str(python), "-c", _SAME_EVENT_CLASSES],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = run_in_rasa_venv(_SAME_EVENT_CLASSES)
     assert result["after"] == result["before"]
     assert result["same_tracker"]
     assert len(result["before"]) > 20  # every event class of Rasa was compared

@@ -4,12 +4,9 @@ same file."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-
 import pytest
 
-from tailor.runtime.rasa import RASA_PLUGINS
+from tests.rasa_venv import run_in_rasa_venv
 
 #: Run in the Rasa venv: 30 turns of 5 conversations (one saved from another thread), each
 #: turn loaded back and compared with the events saved; then a plain Rasa store on the
@@ -72,19 +69,9 @@ asyncio.run(main())
 
 @pytest.mark.rasa
 def test_sqlite_store_reuses_connections_and_stores_what_rasa_reads() -> None:
-    from tailor.config import PROJECT_ROOT, Settings
-    from tailor.runtime.rasa import rasa_env
+    from tailor.config import PROJECT_ROOT
 
-    python = Settings.load().rasa_venv / "bin" / "python"
-    done = subprocess.run(
-        [str(python), "-c", _CHECK, str(PROJECT_ROOT / "bot" / "domain.yml")],
-        capture_output=True,
-        text=True,
-        env=rasa_env({"PYTHONPATH": str(RASA_PLUGINS)}),
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    got = json.loads(done.stdout.strip().splitlines()[-1])
+    got = run_in_rasa_venv(_CHECK, str(PROJECT_ROOT / "bot" / "domain.yml"))
     assert got["same"] and got["thread_same"]
     # 30 turns of 5 events each, every one read back by Rasa's own store
     assert got["counts"] == {s: [150, 29.0] for s in ("c0", "c1", "c2", "c3", "t")}
