@@ -158,7 +158,7 @@ def run_bench(
     levels: Sequence[int] = (1, 8, 32),
     min_conversations: int = 12,
     long_turns: int = 50,
-    long_parallel: int = 3,
+    long_parallel: int = 6,
     profile_dir: Path | None = None,
     echo: Echo = print,
 ) -> BenchResult:
