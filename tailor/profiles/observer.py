@@ -257,11 +257,7 @@ class Observer:
     def safe_score(self, text: str) -> MessageSentiment | None:
         """:meth:`score`, with a broken model logged rather than raised (the conversation
         goes on without a sentiment)."""
-        try:
-            return self.score(text)
-        except Exception:  # a broken model must not break the conversation
-            log.exception("sentiment scoring failed")
-            return None
+        return self.safe_score_many([text])[0]
 
     def message_rows(
         self,

@@ -599,6 +599,8 @@ class ProductSearch:
         return vec
 
     def _embed_queries(self, texts: list[str]) -> list[np.ndarray]:
+        # one text alone gets exactly the vector a plain search would (in a batch, padding
+        # moves the floats by ~1e-7)
         if len(texts) == 1:
             return [self._embed_query(texts[0])]
         out = []

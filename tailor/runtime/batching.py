@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Generic, TypeVar
@@ -40,7 +41,7 @@ class MicroBatcher(Generic[T, R]):
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         #: Sizes of the batches run so far (the last 1,000), for tests and benchmarks.
-        self.batch_sizes: list[int] = []
+        self.batch_sizes: deque[int] = deque(maxlen=1000)
 
     def submit(self, item: T) -> Future[R]:
         """Queue ``item``; its future gets ``fn``'s result for it (or ``fn``'s error)."""
@@ -64,7 +65,7 @@ class MicroBatcher(Generic[T, R]):
             live = [(item, fut) for item, fut in batch if fut.set_running_or_notify_cancel()]
             if not live:
                 continue
-            self.batch_sizes = [*self.batch_sizes[-999:], len(live)]
+            self.batch_sizes.append(len(live))
             try:
                 results = list(self.fn([item for item, _ in live]))
                 if len(results) != len(live):

@@ -43,7 +43,7 @@ def test_an_item_alone_is_run_at_once() -> None:
     batcher: MicroBatcher[int, int] = MicroBatcher(slow_squares, max_batch=8)
     for i in range(5):
         assert batcher.submit(i).result(timeout=5) == i * i
-    assert batcher.batch_sizes == [1] * 5
+    assert list(batcher.batch_sizes) == [1] * 5
 
 
 def test_an_error_fails_that_call_only() -> None:

@@ -7,6 +7,8 @@ import threading
 import time
 from pathlib import Path
 
+from sqlalchemy.orm import Session, sessionmaker
+
 from tailor.recommend.personal import PricePositions
 from tailor.recommend.signals import SignalBuilder
 from tailor.store import make_session_factory, session_scope
@@ -28,6 +30,14 @@ class GatedBuilder(SignalBuilder):
         return super()._compute()
 
 
+def shop(tmp_path: Path) -> sessionmaker[Session]:
+    """A SQLite catalog of eight products in four categories."""
+    factory = make_session_factory(f"sqlite:///{tmp_path / 'shop.db'}")
+    with session_scope(factory) as s:
+        s.add_all([product(n) for n in range(1, 9)])
+    return factory
+
+
 def eventually(check: object, seconds: float = 5.0) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -38,9 +48,7 @@ def eventually(check: object, seconds: float = 5.0) -> bool:
 
 
 def test_expired_tables_serve_while_a_thread_rebuilds_them(tmp_path: Path) -> None:
-    factory = make_session_factory(f"sqlite:///{tmp_path / 'shop.db'}")
-    with session_scope(factory) as s:
-        s.add_all([product(n) for n in range(1, 9)])
+    factory = shop(tmp_path)
     sb = GatedBuilder(factory, refresh_seconds=0.05)
     first = sb.prices
     assert first.position("Shoes > Running", 14.0) is not None
@@ -61,9 +69,7 @@ def test_expired_tables_serve_while_a_thread_rebuilds_them(tmp_path: Path) -> No
 
 
 def test_an_invalidation_is_rebuilt_by_the_next_caller(tmp_path: Path) -> None:
-    factory = make_session_factory(f"sqlite:///{tmp_path / 'shop.db'}")
-    with session_scope(factory) as s:
-        s.add_all([product(n) for n in range(1, 9)])
+    factory = shop(tmp_path)
     sb = GatedBuilder(factory, refresh_seconds=3600)
     first = sb.prices
     with session_scope(factory) as s:
@@ -75,9 +81,7 @@ def test_an_invalidation_is_rebuilt_by_the_next_caller(tmp_path: Path) -> None:
 
 
 def test_a_failed_background_rebuild_keeps_the_old_tables(tmp_path: Path) -> None:
-    factory = make_session_factory(f"sqlite:///{tmp_path / 'shop.db'}")
-    with session_scope(factory) as s:
-        s.add_all([product(n) for n in range(1, 9)])
+    factory = shop(tmp_path)
     sb = SignalBuilder(factory, refresh_seconds=0.05)
     first = sb.prices
     factory.kw["bind"].dispose()

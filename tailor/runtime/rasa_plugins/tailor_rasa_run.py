@@ -75,9 +75,8 @@ def resolve_events_by_type_once() -> None:
     """Patch Rasa's ``Event.resolve_by_type`` to look the class up in a table of the event
     classes by type name, built from Rasa's own class walk (first match wins, as in Rasa's
     loop). A name missing from the table rebuilds it (an event class may have been imported
-    since),
-    and then behaves as Rasa does: ``None`` for the legacy ``topic``, else ``default`` or
-    ``ValueError``."""
+    since), and then behaves as Rasa does: ``None`` for the legacy ``topic``, else
+    ``default`` or ``ValueError``."""
     from rasa.shared.core.events import Event
     from rasa.shared.utils.common import all_subclasses
 
