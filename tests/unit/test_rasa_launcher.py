@@ -48,11 +48,18 @@ def verdicts():
     return out
 
 before = verdicts()
-from tailor_rasa_run import validate_action_responses_once
+from jsonschema import validators
+from tailor_rasa_run import event_dispatching_check, validate_action_responses_once
+spec = RemoteAction.action_response_format_spec()
+cls = validators.validator_for(spec)
+check = event_dispatching_check(spec, cls)
+assert check is not None  # Rasa's schema has the shape the fast check needs
+full = [cls(spec).is_valid(r) for r in responses]
+fast = [check(r) for r in responses]
 validate_action_responses_once()
 validate_action_responses_once()  # idempotent
 assert RemoteAction._validate_action_result.tailor_cached
-print(json.dumps({"before": before, "after": verdicts()}))
+print(json.dumps({"before": before, "after": verdicts(), "full": full, "fast": fast}))
 """
 
 
@@ -61,23 +68,52 @@ def test_cached_validation_gives_rasas_verdicts() -> None:
     import json
 
     card = {"type": "product_cards", "products": [{"id": 1, "title": "x", "price": 9.5}]}
+    slot = {"event": "slot", "name": "shown", "value": [{"id": 1}]}
+    user = {
+        "event": "user",
+        "text": "hi",
+        "parse_data": {
+            "intent": {"name": "greet", "confidence": 0.9},
+            "entities": [{"entity": "colour", "value": "red", "start": 0, "end": 3}],
+        },
+    }
     responses = [
         {"events": [], "responses": [{"text": "ok"}]},
         {
-            "events": [{"event": "slot", "name": "shown", "value": [{"id": 1}]}],
+            "events": [slot, {"event": "slot", "name": "seen", "value": None}],
             "responses": [{"text": "Here:", "buttons": [{"title": "a", "payload": "b"}]}],
         },
         {"events": [], "responses": [{"custom": card}]},
         {},
         {"events": [{"event": "no_such_event"}]},
         {"events": [{"event": "slot"}]},
+        {"events": [{"event": "slot", "name": 5, "value": 1}]},
+        {"events": [slot, {"event": "slot", "value": 1}]},
+        {"events": [{"event": 5}]},
+        {"events": [{"event": ["slot"]}]},
+        {"events": [{"name": "x"}]},
+        {"events": ["slot"]},
+        {"events": [slot, {"event": "slot", "name": "x", "value": 1, "timestamp": "now"}]},
         {"events": "not a list"},
+        {"events": None},
         {"responses": [{"text": 5}]},
+        {"responses": ["text"]},
+        [],
+        {"events": [user, {"event": "action", "name": "action_listen"}]},
+        {"events": [{**user, "parse_data": {"entities": [{"entity": "colour"}]}}]},
+        {"events": [{"event": "action", "name": 3}]},
+        {"events": [{"event": "active_loop", "name": None}, {"event": "restart"}]},
+        {"events": [{"event": "entities", "entities": [{"entity": "brand", "value": "x"}]}]},
+        {"events": [{"event": "entities"}]},
+        {"events": [{"event": "bot", "text": "hey", "data": {"custom": card}}]},
+        {"events": [{"event": "reset_slots"}, {"event": "followup", "name": "utter_x"}]},
     ]
     result = run_in_rasa_venv(_SAME_VERDICTS, json.dumps(responses))
     assert result["after"] == result["before"]
+    # the per-event-name check agrees with the full schema on every response
+    assert result["fast"] == result["full"]
     kinds = [v[0] for v in result["before"]]
-    assert "ok" in kinds and "error" in kinds  # both verdicts are exercised
+    assert kinds.count("ok") >= 5 and kinds.count("error") >= 10  # both verdicts exercised
 
 
 #: Run in the Rasa venv: every event type name resolves to the same class (or the same
