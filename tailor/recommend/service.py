@@ -113,7 +113,8 @@ class Suggestion:
 
     def to_card(self) -> dict[str, Any]:
         """The JSON card the widget renders."""
-        card = asdict(self)
+        # a flat copy of the fields (``asdict`` deep-copies each value: 0.15 ms per card)
+        card = {name: getattr(self, name) for name in self.__dataclass_fields__}
         card["id"] = card.pop("product_id")
         card["price_text"] = money(self.price, self.currency)
         card["score"] = round(self.score, 4)

@@ -43,3 +43,40 @@ def test_money() -> None:
     assert money(1200) == "$1,200"
     assert money(9.5, "EUR") == "€9.50"
     assert money(3, "CHF") == "3 CHF"
+
+
+def test_card_is_every_field_of_the_suggestion() -> None:
+    """``Suggestion.to_card`` (a flat copy) gives what ``dataclasses.asdict`` gave, keys in
+    the same order, with the card's own additions, and shares no dict with the suggestion."""
+    from dataclasses import asdict
+
+    from tailor.recommend.service import Suggestion
+
+    product = SimpleNamespace(
+        id=7,
+        sku="SKU-7",
+        title="Trail Runner",
+        brand=None,
+        category="shoes",
+        price=59.99,
+        currency="USD",
+        rating=4.456,
+        review_count=None,
+        colour="blue",
+        material=None,
+        image_url="https://example.com/7.jpg",
+        in_stock=False,
+    )
+    s = Suggestion.of(product, "matches running shoes", 0.123456, {"relevance": 0.612345})
+    expected = asdict(s)
+    expected["id"] = expected.pop("product_id")
+    expected.update(
+        price_text=money(59.99, "USD"),
+        score=0.1235,
+        signals={"relevance": 0.6123},
+    )
+    card = s.to_card()
+    assert card == expected
+    assert list(card) == list(expected)
+    card["signals"]["relevance"] = 1.0
+    assert s.signals == {"relevance": 0.612345}
