@@ -3,7 +3,8 @@
 In one run it starts two private stacks over copies of the embedded database — (a) the floor:
 Rasa + an action server whose actions do nothing (``tailor.bench.noop_actions``), and (b) the
 full bot — and drives both through the REST webhook with the same scripted conversations at
-each concurrency, alternating floor and full level by level so drift of the machine hits both.
+each concurrency. A level runs in rounds (at one shopper, six of four conversations), each
+round on both bots in turn and the order alternating, so drift of the machine hits both.
 It reports p50/p95/p99, throughput and errors, the ratios against the targets (full p50 ≤
 1.3 × floor p50, full p95 ≤ 1.5 × floor p95, no errors), the growth of latency along one long
 conversation, and optionally where the CPU time goes (py-spy, by stage). A markdown report
@@ -24,7 +25,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tailor.bench.turns import SCRIPTS, RunResult, conversations, drive, drive_long, growth
+from tailor.bench.turns import (
+    SCRIPTS,
+    RunResult,
+    conversations,
+    drive,
+    drive_long,
+    growth,
+    merge_runs,
+    rounds,
+)
 from tailor.config import Settings
 from tailor.runtime.processes import tree_rss_mb
 
@@ -174,13 +184,23 @@ def run_bench(
             asyncio.run(drive(stack.settings.rasa_url, conversations(2), 2, stack.name))
         for c in levels:
             convs = conversations(max(min_conversations, 2 * c))
+            parts = rounds(convs, c)
+            echo(
+                f"  floor and full × {c:2d} shoppers: {sum(map(len, convs))} turns each, "
+                f"in {len(parts)} round(s) …"
+            )
+            done: dict[str, list[RunResult]] = {"floor": [], "full": []}
+            for part, order in parts:
+                for name in order:
+                    url = bots[name].settings.rasa_url
+                    done[name].append(asyncio.run(drive(url, part, c, name)))
             for name in ("floor", "full"):
-                echo(f"  {name:5s} × {c:2d} shoppers: {sum(map(len, convs))} turns …")
-                run = asyncio.run(drive(bots[name].settings.rasa_url, convs, c, name))
+                run = merge_runs(done[name])
                 result.runs.append(run)
                 s = run.summary()
                 echo(
-                    f"    p50 {s['p50']:.0f} ms, p95 {s['p95']:.0f} ms, p99 {s['p99']:.0f} ms, "
+                    f"    {name:5s}: p50 {s['p50']:.0f} ms, p95 {s['p95']:.0f} ms, "
+                    f"p99 {s['p99']:.0f} ms, "
                     f"{s['throughput']:.1f} turns/s, {int(s['errors'])} errors"
                 )
         if long_turns:
@@ -297,7 +317,9 @@ def report(result: BenchResult, out_dir: Path, command: str) -> Path:
         'The floor is the same Rasa model with an action server whose actions answer "ok" '
         "and do nothing: what Rasa itself costs. Both bots get the same scripted "
         "conversations through the REST webhook; each shopper waits for an answer before "
-        "the next message.",
+        "the next message. A level runs in rounds of its conversations, each round on both "
+        "bots in turn, the order alternating (floor first, then full first, ...), so that "
+        "drift of the machine during the level hits both bots alike.",
         "",
         *_table(result),
         "",

@@ -7,6 +7,7 @@ unit-tested; the driver talks to a real Rasa server's REST channel with ``httpx`
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import time
 import uuid
@@ -145,6 +146,46 @@ class RunResult:
                 mean=sum(values) / len(values),
             )
         return out
+
+
+#: Most rounds one level is split into (see :func:`rounds`).
+MAX_ROUNDS = 6
+
+
+def rounds(
+    convs: Sequence[Sequence[str]], concurrency: int, max_rounds: int = MAX_ROUNDS
+) -> list[tuple[list[Sequence[str]], tuple[str, str]]]:
+    """Split one level's conversations into rounds, each run on both bots in turn, the order
+    alternating (floor-full, full-floor, ...) so that the machine's drift over the level hits
+    both bots alike. A round keeps at least twice ``concurrency`` conversations (so every
+    shopper has a second conversation to move on to); at most ``max_rounds`` rounds. Returns
+    ``(conversations, order of the bots)`` per round; together the rounds hold every
+    conversation once, in the original order."""
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+    n = max(1, min(max_rounds, len(convs) // (2 * concurrency)))
+    bounds = [round(i * len(convs) / n) for i in range(n + 1)]
+    orders = (("floor", "full"), ("full", "floor"))
+    return [(list(convs[bounds[i] : bounds[i + 1]]), orders[i % 2]) for i in range(n)]
+
+
+def merge_runs(runs: Sequence[RunResult]) -> RunResult:
+    """One bot's rounds at one concurrency as one run: every turn, the wall times summed."""
+    if not runs:
+        raise ValueError("no runs to merge")
+    bots = {(r.bot, r.concurrency) for r in runs}
+    if len(bots) != 1:
+        raise ValueError(f"runs of different bots or concurrencies: {sorted(bots)}")
+    merged = RunResult(runs[0].bot, runs[0].concurrency)
+    offset = 0
+    for run in runs:
+        # conversation numbers stay distinct across rounds
+        merged.turns.extend(
+            dataclasses.replace(t, conversation=t.conversation + offset) for t in run.turns
+        )
+        offset += 1 + max((t.conversation for t in run.turns), default=-1)
+        merged.wall_s += run.wall_s
+    return merged
 
 
 async def drive(

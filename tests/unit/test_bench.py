@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from pathlib import Path
 
@@ -9,7 +10,17 @@ import numpy as np
 import pytest
 
 from tailor.bench.profile import ACTION_STAGES, RASA_STAGES, classify, fold
-from tailor.bench.turns import SCRIPTS, RunResult, Turn, conversations, growth, percentile
+from tailor.bench.turns import (
+    MAX_ROUNDS,
+    SCRIPTS,
+    RunResult,
+    Turn,
+    conversations,
+    growth,
+    merge_runs,
+    percentile,
+    rounds,
+)
 from tailor.config import PROJECT_ROOT
 
 
@@ -141,3 +152,36 @@ def test_waiting_threads_are_not_cpu() -> None:
     profile = StageProfile("actions", 100, folded)
     assert profile.total == 10
     assert profile.ms_per_turn(1) == {"database": 100.0}
+
+
+@pytest.mark.parametrize("count", [1, 2, 12, 24, 25, 64, 100])
+@pytest.mark.parametrize("concurrency", [1, 2, 8, 32])
+def test_rounds_hold_every_conversation_once_with_alternating_order(
+    count: int, concurrency: int
+) -> None:
+    convs = [[f"conversation {i}"] for i in range(count)]
+    parts = rounds(convs, concurrency)
+    assert [c for part, _ in parts for c in part] == convs  # all, once, in order
+    assert 1 <= len(parts) <= MAX_ROUNDS
+    if len(parts) > 1:
+        assert all(len(part) >= 2 * concurrency for part, _ in parts)
+    assert len(parts) == min(MAX_ROUNDS, max(1, count // (2 * concurrency)))
+    orders = [order for _, order in parts]
+    assert orders[0] == ("floor", "full")
+    assert all(a == tuple(reversed(b)) for a, b in itertools.pairwise(orders))
+    with pytest.raises(ValueError):
+        rounds(convs, 0)
+
+
+def test_merge_runs_keeps_every_turn_and_sums_wall_time() -> None:
+    a = RunResult("full", 1, [Turn(0, 0, 10.0, True), Turn(1, 0, 30.0, True)], wall_s=1.0)
+    b = RunResult("full", 1, [Turn(0, 0, 20.0, True), Turn(0, 1, 99.0, False, "x")], wall_s=3.0)
+    merged = merge_runs([a, b])
+    assert [t.latency_ms for t in merged.turns] == [10.0, 30.0, 20.0, 99.0]
+    assert [t.conversation for t in merged.turns] == [0, 1, 2, 2]
+    assert merged.wall_s == 4.0 and merged.errors == 1
+    assert merged.summary()["throughput"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="different"):
+        merge_runs([a, RunResult("floor", 1)])
+    with pytest.raises(ValueError, match="no runs"):
+        merge_runs([])
