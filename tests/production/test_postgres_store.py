@@ -83,3 +83,37 @@ def test_product_cache_follows_every_catalog_write_on_postgres(pg_url: str) -> N
     from tests.unit.test_product_cache import check_product_cache
 
     check_product_cache(make_session_factory(pg_url), make_session_factory(pg_url), seed=5)
+
+
+@pytest.mark.rasa
+def test_tracker_store_writes_and_reads_what_rasas_store_does(
+    backing_services: dict[str, str],
+) -> None:
+    """Tailor's tracker store (plain SQL for Rasa's session query, one multi-row insert per
+    save) against Rasa's own ``SQLTrackerStore``, on PostgreSQL: the same rows, the same
+    trackers, with cut sessions."""
+    from tests.unit.test_tracker_store_sqlite import check_same_as_rasa
+
+    base = make_url(backing_services["postgres_url"])
+    configs, urls = [], []
+    for side in ("ours", "theirs"):
+        url = base.set(database=f"tailor_test_tracker_{side}_{secrets.token_hex(4)}")
+        urls.append(url.render_as_string(hide_password=False))
+        config = {
+            "dialect": "postgresql",
+            "url": url.host or "127.0.0.1",
+            "port": url.port or 5432,
+            "db": url.database,
+        }
+        if url.username:
+            config["username"] = url.username
+        if url.password:
+            config["password"] = url.password
+        configs.append(config)
+    try:
+        for url in urls:
+            ensure_database(url)
+        check_same_as_rasa(configs[0], configs[1])
+    finally:
+        for url in urls:
+            drop_database(url)

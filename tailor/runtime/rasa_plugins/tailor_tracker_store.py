@@ -26,6 +26,8 @@ Rasa.
 
 from __future__ import annotations
 
+import itertools
+import json
 import time
 from typing import Any
 
@@ -33,6 +35,7 @@ from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.constants import ACTION_LISTEN_NAME, ACTION_SESSION_START_NAME
 from rasa.shared.core.events import ActionExecuted, Event, SessionStarted, SlotSet
 from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.nlu.constants import INTENT_NAME_KEY
 
 #: Default bound: about four turns of this bot (a turn writes 10-15 events).
 DEFAULT_MAX_SESSION_EVENTS = 60
@@ -85,6 +88,19 @@ def session_restart_events(tracker: DialogueStateTracker) -> list[Event]:
     return events
 
 
+def event_row(sender_id: str, event: Event) -> dict[str, Any]:
+    """The ``events`` row of one event, as ``SQLTrackerStore.save`` writes it."""
+    data = event.as_dict()
+    return {
+        "sender_id": sender_id,
+        "type_name": event.type_name,
+        "timestamp": data.get("timestamp"),
+        "intent_name": data.get("parse_data", {}).get("intent", {}).get(INTENT_NAME_KEY),
+        "action_name": data.get("name"),
+        "data": json.dumps(data),
+    }
+
+
 class CompactingSQLTrackerStore(SQLTrackerStore):
     """``SQLTrackerStore`` that starts a new session past ``max_session_events`` events
     (see the module docstring). ``max_session_events: 0`` turns that off."""
@@ -107,6 +123,7 @@ class CompactingSQLTrackerStore(SQLTrackerStore):
         """
         super().__init__(domain=domain, **kwargs)
         self.max_session_events = int(max_session_events)
+        self._sql: dict[tuple[str, bool], Any] = {}
         if self.engine.dialect.name == "sqlite" and self.engine.url.database not in (
             None,
             "",
@@ -147,9 +164,73 @@ class CompactingSQLTrackerStore(SQLTrackerStore):
             sa.event.listen(self.engine, "connect", _pragmas)
         self.sessionmaker = sessionmaker(bind=self.engine)
 
+    def _session_sql(self, select: str, all_sessions: bool) -> Any:
+        """``SELECT select`` over one sender's events (``:sender_id``) of the latest session
+        (or of all sessions), ordered by id: the SQL of ``SQLTrackerStore._event_query``,
+        written once as text. Rasa builds that query with the ORM on every call, and
+        SQLAlchemy then derives its cache key and hydrates an ORM object per row (measured:
+        1-2 ms per load or save of a 60-event session)."""
+        import sqlalchemy as sa
+
+        key = (select, all_sessions)
+        cached = self._sql.get(key)
+        if cached is not None:
+            return cached
+        table = self.engine.dialect.identifier_preparer.format_table(self.SQLEvent.__table__)
+        if all_sessions:
+            sql = f"SELECT {select} FROM {table} AS e WHERE e.sender_id = :sender_id"
+        else:
+            sql = (
+                f"SELECT {select} FROM {table} AS e, "
+                f"(SELECT max(s.timestamp) AS session_start FROM {table} AS s "
+                f"WHERE s.sender_id = :sender_id AND s.type_name = :session_started) AS latest "
+                "WHERE e.sender_id = :sender_id AND "
+                "(e.timestamp >= latest.session_start OR latest.session_start IS NULL)"
+            )
+        if select != "count(*)":
+            sql += " ORDER BY e.id"
+        self._sql[key] = statement = sa.text(sql)
+        return statement
+
+    def _additional_events(self, session: Any, tracker: DialogueStateTracker) -> Any:
+        """The tracker's events after those stored for its latest session (Rasa's rule)."""
+        stored = session.execute(
+            self._session_sql("count(*)", all_sessions=False),
+            {"sender_id": tracker.sender_id, "session_started": SessionStarted.type_name},
+        ).scalar()
+        return itertools.islice(tracker.events, int(stored or 0), len(tracker.events))
+
+    async def _retrieve(
+        self, sender_id: str, fetch_events_from_all_sessions: bool
+    ) -> DialogueStateTracker | None:
+        """The tracker of ``sender_id``'s latest session (or all sessions), as Rasa's."""
+        with self.session_scope() as session:
+            rows = session.execute(
+                self._session_sql("e.data", all_sessions=fetch_events_from_all_sessions),
+                {"sender_id": sender_id, "session_started": SessionStarted.type_name},
+            )
+            events = [json.loads(data) for (data,) in rows]
+        if self.domain and events:
+            return DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)
+        return None
+
     async def save(self, tracker: DialogueStateTracker) -> None:
-        """Save the turn; first append a session start if the session grew too long."""
+        """Save the turn; first append a session start if the session grew too long.
+
+        The rows are those of ``SQLTrackerStore.save`` (same columns, same values, same
+        order), written with one multi-row insert: Rasa adds one ORM object per event, and
+        SQLAlchemy 1.4 then runs one ``INSERT`` per row to fetch each id (measured: about
+        0.2 ms per event, and a turn of this bot writes 5 to 15 events).
+        """
         if should_compact(tracker, self.max_session_events):
             for event in session_restart_events(tracker):
                 tracker.update(event)
-        await super().save(tracker)
+        await self.stream_events(tracker)
+        with self.session_scope() as session:
+            rows = [
+                event_row(tracker.sender_id, event)
+                for event in self._additional_events(session, tracker)
+            ]
+            if rows:
+                session.execute(self.SQLEvent.__table__.insert(), rows)
+            session.commit()
