@@ -101,6 +101,25 @@ def event_row(sender_id: str, event: Event) -> dict[str, Any]:
     }
 
 
+def session_sql(table: str, select: str, all_sessions: bool) -> str:
+    """``SELECT select`` over one sender's events (``:sender_id``) in ``table``, of the latest
+    session (after the last ``:session_started``) or of all sessions, ordered by id unless
+    counting: the SQL of ``SQLTrackerStore._event_query``. Rasa builds that query with the ORM
+    on every load and save, and SQLAlchemy then derives its cache key and hydrates an ORM
+    object per row; the store runs it as text written once."""
+    if all_sessions:
+        sql = f"SELECT {select} FROM {table} AS e WHERE e.sender_id = :sender_id"
+    else:
+        sql = (
+            f"SELECT {select} FROM {table} AS e, "
+            f"(SELECT max(s.timestamp) AS session_start FROM {table} AS s "
+            f"WHERE s.sender_id = :sender_id AND s.type_name = :session_started) AS latest "
+            "WHERE e.sender_id = :sender_id AND "
+            "(e.timestamp >= latest.session_start OR latest.session_start IS NULL)"
+        )
+    return sql if select == "count(*)" else sql + " ORDER BY e.id"
+
+
 class CompactingSQLTrackerStore(SQLTrackerStore):
     """``SQLTrackerStore`` that starts a new session past ``max_session_events`` events
     (see the module docstring). ``max_session_events: 0`` turns that off."""
@@ -123,7 +142,14 @@ class CompactingSQLTrackerStore(SQLTrackerStore):
         """
         super().__init__(domain=domain, **kwargs)
         self.max_session_events = int(max_session_events)
-        self._sql: dict[tuple[str, bool], Any] = {}
+        import sqlalchemy as sa
+
+        table = self.engine.dialect.identifier_preparer.format_table(self.SQLEvent.__table__)
+        self._count_sql = sa.text(session_sql(table, "count(*)", all_sessions=False))
+        self._events_sql = {
+            every: sa.text(session_sql(table, "e.data", all_sessions=every))
+            for every in (False, True)
+        }
         if self.engine.dialect.name == "sqlite" and self.engine.url.database not in (
             None,
             "",
@@ -164,38 +190,10 @@ class CompactingSQLTrackerStore(SQLTrackerStore):
             sa.event.listen(self.engine, "connect", _pragmas)
         self.sessionmaker = sessionmaker(bind=self.engine)
 
-    def _session_sql(self, select: str, all_sessions: bool) -> Any:
-        """``SELECT select`` over one sender's events (``:sender_id``) of the latest session
-        (or of all sessions), ordered by id: the SQL of ``SQLTrackerStore._event_query``,
-        written once as text. Rasa builds that query with the ORM on every call, and
-        SQLAlchemy then derives its cache key and hydrates an ORM object per row (measured:
-        1-2 ms per load or save of a 60-event session)."""
-        import sqlalchemy as sa
-
-        key = (select, all_sessions)
-        cached = self._sql.get(key)
-        if cached is not None:
-            return cached
-        table = self.engine.dialect.identifier_preparer.format_table(self.SQLEvent.__table__)
-        if all_sessions:
-            sql = f"SELECT {select} FROM {table} AS e WHERE e.sender_id = :sender_id"
-        else:
-            sql = (
-                f"SELECT {select} FROM {table} AS e, "
-                f"(SELECT max(s.timestamp) AS session_start FROM {table} AS s "
-                f"WHERE s.sender_id = :sender_id AND s.type_name = :session_started) AS latest "
-                "WHERE e.sender_id = :sender_id AND "
-                "(e.timestamp >= latest.session_start OR latest.session_start IS NULL)"
-            )
-        if select != "count(*)":
-            sql += " ORDER BY e.id"
-        self._sql[key] = statement = sa.text(sql)
-        return statement
-
     def _additional_events(self, session: Any, tracker: DialogueStateTracker) -> Any:
         """The tracker's events after those stored for its latest session (Rasa's rule)."""
         stored = session.execute(
-            self._session_sql("count(*)", all_sessions=False),
+            self._count_sql,
             {"sender_id": tracker.sender_id, "session_started": SessionStarted.type_name},
         ).scalar()
         return itertools.islice(tracker.events, int(stored or 0), len(tracker.events))
@@ -206,7 +204,7 @@ class CompactingSQLTrackerStore(SQLTrackerStore):
         """The tracker of ``sender_id``'s latest session (or all sessions), as Rasa's."""
         with self.session_scope() as session:
             rows = session.execute(
-                self._session_sql("e.data", all_sessions=fetch_events_from_all_sessions),
+                self._events_sql[fetch_events_from_all_sessions],
                 {"sender_id": sender_id, "session_started": SessionStarted.type_name},
             )
             events = [json.loads(data) for (data,) in rows]
