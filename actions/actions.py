@@ -226,11 +226,16 @@ class TailorAction(SettledAction):
 
     @staticmethod
     def send(dispatcher: CollectingDispatcher, replies: Sequence[Reply]) -> None:
-        """Dispatch replies: text with quick replies, then the card payload if any."""
+        """Dispatch each reply as one bot message: text, quick replies and card payload.
+
+        Rasa's output channels still deliver the text (with its buttons) and the cards as
+        two messages, in that order; one event instead of two is one less for Rasa to
+        validate, store, and send back to the action server on every later turn.
+        """
         for reply in replies:
-            dispatcher.utter_message(text=reply.text, buttons=reply.buttons or None)
-            if reply.payload is not None:
-                dispatcher.utter_message(json_message=reply.payload)
+            dispatcher.utter_message(
+                text=reply.text, buttons=reply.buttons or None, json_message=reply.payload
+            )
 
     @staticmethod
     def latest(tracker: Tracker) -> tuple[str, str, list[Entity]]:

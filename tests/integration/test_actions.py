@@ -108,6 +108,21 @@ def stored(rec: Recommender, ids: list[int]) -> list[Product]:
         return get_products(session, ids)
 
 
+async def test_a_reply_is_one_bot_message_with_its_text_buttons_and_cards(
+    recommender: Recommender,
+) -> None:
+    """Text, quick replies and cards travel as one bot event (Rasa's output channels still
+    deliver the cards after the text): one event less to store and resend every turn."""
+    text = "I need running shoes"
+    t = tracker(text, "ask_recommendation", [span(text, "product_type", "running shoes")])
+    d, _ = await run(ActionRecommend(recommender), t)
+    (message,) = d.messages
+    assert message["text"].startswith("Here are")
+    assert any(b["title"] == "Cheaper" for b in message["buttons"])
+    assert message["custom"]["type"] == "product_cards"
+    assert len(message["custom"]["products"]) >= 3
+
+
 async def test_recommend_then_refine_then_details_compare_reset(recommender: Recommender) -> None:
     text = "I need running shoes under $80"
     t = tracker(
