@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tailor.profiles.psychographics import NO_SIGNAL, psychographic_segment
@@ -353,6 +353,32 @@ def session_from_events(events: Sequence[SessionEvent]) -> SessionSignals:
     return sig
 
 
+_PROFILES = Profile.__table__
+_EVENTS = Event.__table__
+_PRODUCTS = Product.__table__
+_PROFILE_COLUMNS = (_PROFILES.c.personalisation, _PROFILES.c.preferences)
+_PROFILE_OF_CUSTOMER = select(*_PROFILE_COLUMNS).where(_PROFILES.c.customer_id == bindparam("c"))
+_PROFILE_OF_SENDER = select(*_PROFILE_COLUMNS).where(
+    _PROFILES.c.sender_id == bindparam("s"), _PROFILES.c.customer_id.is_(None)
+)
+_SESSION_EVENTS = (
+    select(
+        _EVENTS.c.kind,
+        _EVENTS.c.product_id,
+        _EVENTS.c.payload,
+        _PRODUCTS.c.title,
+        _PRODUCTS.c.price,
+    )
+    .select_from(_EVENTS.outerjoin(_PRODUCTS, _PRODUCTS.c.id == _EVENTS.c.product_id))
+    .where(
+        _EVENTS.c.sender_id == bindparam("s"),
+        _EVENTS.c.created_at >= bindparam("since"),
+        _EVENTS.c.kind.in_((*SESSION_WEIGHTS, "feedback")),
+    )
+    .order_by(_EVENTS.c.created_at, _EVENTS.c.id)
+)
+
+
 class SignalBuilder:
     """Builds a :class:`ShopperContext` per request from the database (thread-safe).
 
@@ -482,14 +508,14 @@ class SignalBuilder:
         self._refresh()
         with self.session_factory() as session:
             customer = session.get(Customer, customer_id) if customer_id is not None else None
+            # the two columns read, as a Core query: every turn runs it, and the ORM's
+            # statement and object handling cost more than the query itself
             if customer_id is not None:
-                profile = session.scalar(select(Profile).where(Profile.customer_id == customer_id))
-            elif sender_id:
-                profile = session.scalar(
-                    select(Profile).where(
-                        Profile.sender_id == sender_id, Profile.customer_id.is_(None)
-                    )
+                profile = (
+                    session.connection().execute(_PROFILE_OF_CUSTOMER, {"c": customer_id}).first()
                 )
+            elif sender_id:
+                profile = session.connection().execute(_PROFILE_OF_SENDER, {"s": sender_id}).first()
             else:
                 profile = None
             allowed = profile.personalisation if profile is not None else True
@@ -579,16 +605,7 @@ class SignalBuilder:
         self, session: Session, sender_id: str, now: datetime
     ) -> list[SessionEvent]:
         since = now - timedelta(minutes=self.session_minutes)
-        rows = session.execute(
-            select(Event.kind, Event.product_id, Event.payload, Product.title, Product.price)
-            .outerjoin(Product, Product.id == Event.product_id)
-            .where(
-                Event.sender_id == sender_id,
-                Event.created_at >= since,
-                Event.kind.in_((*SESSION_WEIGHTS, "feedback")),
-            )
-            .order_by(Event.created_at, Event.id)
-        )
+        rows = session.connection().execute(_SESSION_EVENTS, {"s": sender_id, "since": since})
         return [
             SessionEvent(
                 kind,
