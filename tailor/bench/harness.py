@@ -18,12 +18,12 @@ import os
 import platform
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tailor.bench.turns import (
     SCRIPTS,
@@ -36,7 +36,7 @@ from tailor.bench.turns import (
     rounds,
 )
 from tailor.config import Settings
-from tailor.runtime.processes import tree_rss_mb
+from tailor.runtime.processes import tree_cpu_seconds, tree_rss_mb
 
 if TYPE_CHECKING:
     from tailor.runtime.processes import Service
@@ -193,7 +193,7 @@ def run_bench(
             for part, order in parts:
                 for name in order:
                     url = bots[name].settings.rasa_url
-                    done[name].append(asyncio.run(drive(url, part, c, name)))
+                    done[name].append(measured(bots[name], drive(url, part, c, name)))
             for name in ("floor", "full"):
                 run = merge_runs(done[name])
                 result.runs.append(run)
@@ -243,6 +243,40 @@ def run_bench(
             result.rss_mb[f"{stack.name}: action server"] = tree_rss_mb(stack.pid("actions"))
     result.seconds = time.monotonic() - t_start
     return result
+
+
+#: The server processes of a bot whose CPU time a run measures, by the pid key of its stack.
+SERVERS = (("Rasa server", "rasa"), ("action server", "actions"))
+
+
+def measured(stack: Stack, run: Coroutine[Any, Any, RunResult]) -> RunResult:
+    """Drive one run (a coroutine of :func:`drive`, not started) and record the CPU time
+    each of the bot's server processes used meanwhile."""
+    before = {name: tree_cpu_seconds(stack.pid(key)) for name, key in SERVERS}
+    result = asyncio.run(run)
+    for name, key in SERVERS:
+        result.cpu_s[name] = tree_cpu_seconds(stack.pid(key)) - before[name]
+    return result
+
+
+def _cpu_table(result: BenchResult) -> list[str]:
+    """CPU milliseconds per turn of each bot's servers, by level (runs that measured it)."""
+    rows = [
+        "| shoppers | bot | Rasa server | action server | both |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for c in result.levels():
+        both: dict[str, float] = {}
+        for bot in ("floor", "full"):
+            cpu = result.run(bot, c).cpu_ms_per_turn()
+            if not cpu:
+                return []
+            rasa, actions = cpu.get("Rasa server", 0.0), cpu.get("action server", 0.0)
+            both[bot] = rasa + actions
+            rows.append(f"| {c} | {bot} | {rasa:.1f} | {actions:.1f} | {both[bot]:.1f} |")
+        if both["floor"] > 0:
+            rows.append(f"| {c} | **full / floor** | | | **{both['full'] / both['floor']:.2f}×** |")
+    return rows
 
 
 def _table(result: BenchResult) -> list[str]:
@@ -325,6 +359,20 @@ def report(result: BenchResult, out_dir: Path, command: str) -> Path:
         "",
         f"![latency against concurrency]({png.name})",
         "",
+    ]
+    cpu = _cpu_table(result)
+    if cpu:
+        lines += [
+            "## CPU per turn",
+            "",
+            "CPU milliseconds (user + system, from /proc) the servers of each bot used per "
+            "turn during the level: less noisy than latency on a shared machine, and what "
+            "bounds throughput once the cores are busy.",
+            "",
+            *cpu,
+            "",
+        ]
+    lines += [
         "## Targets",
         "",
         *[f"- {line}" for line in result.verdicts()],

@@ -120,6 +120,8 @@ class RunResult:
     concurrency: int
     turns: list[Turn] = field(default_factory=list)
     wall_s: float = 0.0
+    #: CPU seconds each server process used during the run (``"Rasa server"``, ...).
+    cpu_s: dict[str, float] = field(default_factory=dict)
 
     @property
     def errors(self) -> int:
@@ -129,6 +131,11 @@ class RunResult:
     def latencies(self) -> list[float]:
         """Latencies (ms) of the successful turns."""
         return [t.latency_ms for t in self.turns if t.ok]
+
+    def cpu_ms_per_turn(self) -> dict[str, float]:
+        """CPU milliseconds per turn of each server process (empty if not measured)."""
+        n = len(self.turns)
+        return {k: 1000 * v / n for k, v in self.cpu_s.items()} if n else {}
 
     def summary(self) -> dict[str, float]:
         """p50 / p95 / p99 / mean (ms), throughput (turns/s), turns and errors."""
@@ -185,6 +192,8 @@ def merge_runs(runs: Sequence[RunResult]) -> RunResult:
         )
         offset += 1 + max((t.conversation for t in run.turns), default=-1)
         merged.wall_s += run.wall_s
+        for process, seconds in run.cpu_s.items():
+            merged.cpu_s[process] = merged.cpu_s.get(process, 0.0) + seconds
     return merged
 
 

@@ -133,6 +133,26 @@ class Service:
             self._log.close()
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process and all its live descendants have used so far, in
+    seconds (Linux /proc; 0 for a process that has gone)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            stat = Path(f"/proc/{p}/stat").read_text()
+            # the command name (field 2) may hold spaces: count fields after its ")"
+            fields = stat[stat.rindex(")") + 2 :].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+            children = Path(f"/proc/{p}/task/{p}/children").read_text().split()
+            todo.extend(int(c) for c in children)
+        except (OSError, ValueError, IndexError):
+            continue
+    return total / ticks
+
+
 def tree_rss_mb(pid: int) -> float:
     """Resident memory of a process and all its descendants, in MiB (Linux /proc)."""
     total = 0

@@ -185,3 +185,67 @@ def test_merge_runs_keeps_every_turn_and_sums_wall_time() -> None:
         merge_runs([a, RunResult("floor", 1)])
     with pytest.raises(ValueError, match="no runs"):
         merge_runs([])
+
+
+def test_merge_runs_sums_cpu_time_per_process() -> None:
+    a = RunResult("full", 1, [Turn(0, 0, 10.0, True)], wall_s=1.0, cpu_s={"Rasa server": 0.02})
+    b = RunResult(
+        "full",
+        1,
+        [Turn(0, 0, 20.0, True), Turn(0, 1, 30.0, True), Turn(1, 0, 5.0, True)],
+        wall_s=1.0,
+        cpu_s={"Rasa server": 0.03, "action server": 0.008},
+    )
+    merged = merge_runs([a, b])
+    assert merged.cpu_s == pytest.approx({"Rasa server": 0.05, "action server": 0.008})
+    assert merged.cpu_ms_per_turn() == pytest.approx({"Rasa server": 12.5, "action server": 2.0})
+    assert RunResult("full", 1).cpu_ms_per_turn() == {}
+
+
+def test_cpu_table_ratio_of_both_servers() -> None:
+    from tailor.bench.harness import BenchResult, _cpu_table
+
+    turns = [Turn(0, i, 10.0, True) for i in range(10)]
+    result = BenchResult(
+        runs=[
+            RunResult("floor", 1, turns, 1.0, {"Rasa server": 0.08, "action server": 0.002}),
+            RunResult("full", 1, turns, 1.0, {"Rasa server": 0.10, "action server": 0.03}),
+        ]
+    )
+    rows = _cpu_table(result)
+    assert rows[2] == "| 1 | floor | 8.0 | 0.2 | 8.2 |"
+    assert rows[3] == "| 1 | full | 10.0 | 3.0 | 13.0 |"
+    assert rows[4].endswith("**1.59×** |")
+    # runs without CPU figures (older results) give no table
+    result.runs[0].cpu_s = {}
+    assert _cpu_table(result) == []
+
+
+def test_tree_cpu_seconds_counts_a_busy_child_process() -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tailor.runtime.processes import tree_cpu_seconds
+
+    # a parent that sleeps and a child (its descendant) that spins for 0.6 s of CPU
+    code = (
+        "import subprocess, sys, time; "
+        "subprocess.run([sys.executable, '-c', "
+        "'import time\\nt=time.process_time()\\nwhile time.process_time()-t<0.6: pass\\n"
+        "time.sleep(30)'])"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+    try:
+        seen = 0.0
+        for _ in range(100):  # the child's CPU time shows up through the parent
+            seen = tree_cpu_seconds(parent.pid)
+            if seen >= 0.6:
+                break
+            __import__("time").sleep(0.1)
+        assert 0.6 <= seen < 3.0
+    finally:
+        os.killpg(parent.pid, signal.SIGKILL)  # the parent and the child
+        parent.wait()
+    assert tree_cpu_seconds(parent.pid) == 0.0  # gone: nothing to count
