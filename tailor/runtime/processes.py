@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -133,41 +133,45 @@ class Service:
             self._log.close()
 
 
-def tree_cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) a process and all its live descendants have used so far, in
-    seconds (Linux /proc; 0 for a process that has gone)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
+def _process_tree(pid: int) -> Iterator[int]:
+    """``pid`` and its live descendants (Linux /proc); those that have gone are skipped."""
     todo = [pid]
     while todo:
         p = todo.pop()
+        yield p
+        try:
+            todo.extend(int(c) for c in Path(f"/proc/{p}/task/{p}/children").read_text().split())
+        except OSError:
+            continue
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process and all its live descendants have used so far, in
+    seconds (Linux /proc; 0 for a process that has gone)."""
+    total = 0
+    for p in _process_tree(pid):
         try:
             stat = Path(f"/proc/{p}/stat").read_text()
-            # the command name (field 2) may hold spaces: count fields after its ")"
-            fields = stat[stat.rindex(")") + 2 :].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
-            children = Path(f"/proc/{p}/task/{p}/children").read_text().split()
-            todo.extend(int(c) for c in children)
-        except (OSError, ValueError, IndexError):
+        except OSError:
             continue
-    return total / ticks
+        # the command name (field 2) may hold spaces: count the fields after its ")"
+        fields = stat[stat.rindex(")") + 2 :].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def tree_rss_mb(pid: int) -> float:
     """Resident memory of a process and all its descendants, in MiB (Linux /proc)."""
     total = 0
-    todo = [pid]
-    while todo:
-        p = todo.pop()
+    for p in _process_tree(pid):
         try:
             status = Path(f"/proc/{p}/status").read_text()
-            total += next(
-                int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")
-            )
-            children = Path(f"/proc/{p}/task/{p}/children").read_text().split()
-            todo.extend(int(c) for c in children)
-        except (OSError, StopIteration):
+        except OSError:
             continue
+        total += next(
+            (int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")),
+            0,
+        )
     return total / 1024
 
 

@@ -221,13 +221,13 @@ def test_cpu_table_ratio_of_both_servers() -> None:
     assert _cpu_table(result) == []
 
 
-def test_tree_cpu_seconds_counts_a_busy_child_process() -> None:
+def test_tree_cpu_and_memory_count_a_busy_child_process() -> None:
     import os
     import signal
     import subprocess
     import sys
 
-    from tailor.runtime.processes import tree_cpu_seconds
+    from tailor.runtime.processes import tree_cpu_seconds, tree_rss_mb
 
     # a parent that sleeps and a child (its descendant) that spins for 0.6 s of CPU
     code = (
@@ -245,7 +245,10 @@ def test_tree_cpu_seconds_counts_a_busy_child_process() -> None:
                 break
             __import__("time").sleep(0.1)
         assert 0.6 <= seen < 3.0
+        # two Python processes: their resident memory together, more than one alone
+        assert tree_rss_mb(parent.pid) > 2 * 5
     finally:
         os.killpg(parent.pid, signal.SIGKILL)  # the parent and the child
         parent.wait()
     assert tree_cpu_seconds(parent.pid) == 0.0  # gone: nothing to count
+    assert tree_rss_mb(parent.pid) == 0.0
