@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CATEGORY_ALIASES",
     "COLOUR_ALIASES",
+    "GENERIC_HEADS",
     "MATERIAL_ALIASES",
     "Vocabulary",
     "plural_variants",
@@ -119,6 +120,15 @@ MATERIAL_ALIASES: dict[str, tuple[str, ...]] = {
 }
 
 #: How shoppers name product types → category names (leaf or top) to try, in order.
+#: Last words of category names that say too little alone to stand for the category
+#: ("Building Sets", "Phone Cases", "Coffee Machines", "Sleeping Bags", "Garden Tools"):
+#: shoppers use them for many kinds of products, so they are never aliases by themselves.
+GENERIC_HEADS = frozenset(
+    """accessory accessories bag bank bed bottle bowl car case cover game gun holder kit
+    light lighting machine monitor organizer organiser pack seat set stand storage
+    system table tool tree""".split()  # noqa: SIM905
+)
+
 CATEGORY_ALIASES: dict[str, tuple[str, ...]] = {
     "sneaker": ("Sneakers", "Trainers", "Running Shoes", "Shoes"),
     "sneakers": ("Sneakers", "Trainers", "Running Shoes", "Shoes"),
@@ -173,6 +183,15 @@ CATEGORY_ALIASES: dict[str, tuple[str, ...]] = {
     "couch": ("Sofas", "Couches"),
     "couches": ("Sofas", "Couches"),
     "settee": ("Sofas",),
+    "duvet": ("Bedding", "Duvets"),
+    "duvets": ("Bedding", "Duvets"),
+    "duvet cover": ("Bedding", "Duvet Covers"),
+    "duvet covers": ("Bedding", "Duvet Covers"),
+    "duvet cover set": ("Bedding", "Duvet Covers"),
+    "duvet cover sets": ("Bedding", "Duvet Covers"),
+    "bed linen": ("Bedding",),
+    "bed sheets": ("Bedding",),
+    "sheets": ("Bedding",),
     "tv": ("TVs", "Televisions"),
     "tvs": ("TVs", "Televisions"),
     "television": ("TVs", "Televisions"),
@@ -391,10 +410,12 @@ class Vocabulary:
         for name, path in sorted(leaves.items()):
             for form in plural_variants(name):
                 index[form] = path
-        # A leaf's last word alone ("boots" for "Hiking Boots") when only one leaf ends so.
+        # A leaf's last word alone ("boots" for "Hiking Boots") when only one leaf ends so
+        # and the word names a kind of product by itself: "set" of "Building Sets" would
+        # send "a duvet cover set" to the toys.
         tails: dict[str, set[str]] = {}
         for name, path in leaves.items():
-            if " " in name:
+            if " " in name and singular(name.rsplit(" ", 1)[1]) not in GENERIC_HEADS:
                 for form in plural_variants(name.rsplit(" ", 1)[1]):
                     tails.setdefault(form, set()).add(path)
         for form, paths in sorted(tails.items()):

@@ -101,6 +101,8 @@ class Criteria:
         nots = list(self.exclude_brands) + list(self.exclude_colours)
         if nots:
             bits.append("not " + ", ".join(nots))
+        if not what and any(bits):
+            what = "products"  # "products from Lego", not "from Lego"
         text = " ".join(b for b in [what, *bits] if b).strip()
         return text or (self.query or "anything")
 

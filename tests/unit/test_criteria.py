@@ -294,3 +294,20 @@ def test_shown_slot_entries_that_are_not_products_are_dropped() -> None:
         (6, 0.0, None, None),
         (7, 0.0, None, None),
     ]
+
+
+@pytest.mark.parametrize(
+    ("criteria", "phrase"),
+    [
+        (Criteria(brands=("Lego",)), "products from Lego"),
+        (Criteria(price_max=50.0), "products under $50"),
+        (Criteria(colour="blue", exclude_brands=("Nike",)), "products in blue not Nike"),
+        (Criteria(product_type="running shoes", price_max=80.0), "running shoes under $80"),
+        (Criteria(query="gift for a gardener"), "gift for a gardener"),
+        (Criteria(), "anything"),
+    ],
+)
+def test_describe_always_names_what_is_shown(criteria: Criteria, phrase: str) -> None:
+    """ "Here are 4 picks for from Lego" read wrongly: a phrase without a product type
+    names products."""
+    assert criteria.describe() == phrase

@@ -260,3 +260,25 @@ def test_entries_work_as_rasa_patterns(tmp_path: Path) -> None:
     assert [m.group(0) for m in refinement.finditer("show me more expensive ones")] == [
         "more expensive"
     ]
+
+
+def test_a_generic_last_word_is_not_an_alias_of_its_category() -> None:
+    """The word "set" alone named "Toys > Building Sets": "a duvet cover set" went to toys."""
+    v = Vocabulary(
+        categories=[
+            "Toys > Building Sets",
+            "Phones > Phone Cases",
+            "Home > Bedding",
+            "Shoes > Hiking Boots",
+        ]
+    )
+    assert v.category_for("set") is None and v.category_for("sets") is None
+    assert v.category_for("cases") is None
+    assert {"set", "sets", "case", "cases"}.isdisjoint(v.product_type_phrases())
+    # the full names, and a specific last word, still resolve
+    assert v.category_for("building sets") == "Toys > Building Sets"
+    assert v.category_for("glitter phone case") == "Phones > Phone Cases"
+    assert v.category_for("boots") == "Shoes > Hiking Boots"
+    # what shoppers call bedding
+    for phrase in ("a duvet cover set", "duvet covers", "duvet", "bed sheets"):
+        assert v.category_for(phrase) == "Home > Bedding", phrase
