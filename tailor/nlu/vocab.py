@@ -119,7 +119,6 @@ MATERIAL_ALIASES: dict[str, tuple[str, ...]] = {
     "nylon": ("nylon",),
 }
 
-#: How shoppers name product types → category names (leaf or top) to try, in order.
 #: Last words of category names that say too little alone to stand for the category
 #: ("Building Sets", "Phone Cases", "Coffee Machines", "Sleeping Bags", "Garden Tools"):
 #: shoppers use them for many kinds of products, so they are never aliases by themselves.
@@ -129,6 +128,7 @@ GENERIC_HEADS = frozenset(
     system table tool tree""".split()  # noqa: SIM905
 )
 
+#: How shoppers name product types → category names (leaf or top) to try, in order.
 CATEGORY_ALIASES: dict[str, tuple[str, ...]] = {
     "sneaker": ("Sneakers", "Trainers", "Running Shoes", "Shoes"),
     "sneakers": ("Sneakers", "Trainers", "Running Shoes", "Shoes"),
@@ -429,8 +429,9 @@ class Vocabulary:
         # send "a duvet cover set" to the toys.
         tails: dict[str, set[str]] = {}
         for name, path in leaves.items():
-            if " " in name and singular(name.rsplit(" ", 1)[1]) not in GENERIC_HEADS:
-                for form in plural_variants(name.rsplit(" ", 1)[1]):
+            last = name.rsplit(" ", 1)[1] if " " in name else None
+            if last is not None and singular(last) not in GENERIC_HEADS:
+                for form in plural_variants(last):
                     tails.setdefault(form, set()).add(path)
         for form, paths in sorted(tails.items()):
             if len(paths) == 1 and form not in index:
