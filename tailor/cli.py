@@ -382,6 +382,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     def start_and_serve() -> int:
         echo("Starting the action server, the Rasa server and the web app…")
+        if rasa.cpus and actions.cpus:
+            echo(
+                f"  Rasa server on {P.describe_cpus(rasa.cpus)}, action server on "
+                f"{P.describe_cpus(actions.cpus)} (TAILOR_CPU_AFFINITY=off to let the "
+                "scheduler place them)"
+            )
         for svc in services:
             svc.start()
         for svc in services:

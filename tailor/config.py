@@ -90,6 +90,14 @@ class Settings:
     #: Events of a conversation session after which the tracker store starts a new one
     #: (slots carried over), bounding what Rasa loads and sends per turn (0 = never).
     tracker_max_session_events: int = 60
+    #: "auto": in the embedded profile on a machine with 2+ CPUs, the Rasa server runs on
+    #: the first half of the CPUs and the action server on the rest, so the action server's
+    #: work never takes the core of the Rasa server, the stack's bottleneck from a few
+    #: shoppers on (2 cores, `tailor bench`, medians of 8-12 alternating pairs: the full
+    #: bot's throughput +14-20 % at 8 and 32 shoppers, its p50 at 8 shoppers 111 -> 92 ms;
+    #: docs/benchmarks.md). "off": the scheduler places them. The production profile never
+    #: pins (its replicas share the cores).
+    cpu_affinity: str = "auto"
     #: Minutes an agent's sign-in to the assist panel (/agent) lasts.
     agent_session_minutes: int = 480
     #: Days behavioural events, conversations and their analytics copies are kept before
@@ -198,6 +206,11 @@ class Settings:
             set_(self, "action_url", f"http://{self.host}:{self.action_port}/webhook")
         if self.suggestions < 1:
             raise ValueError(f"suggestions must be at least 1, got {self.suggestions}")
+        if self.cpu_affinity not in CPU_AFFINITIES:
+            raise ValueError(
+                f"cpu_affinity (TAILOR_CPU_AFFINITY) must be one of "
+                f"{', '.join(CPU_AFFINITIES)}, got {self.cpu_affinity!r}"
+            )
         if self.profile == "production":
             _check_production(self)
 
@@ -228,6 +241,9 @@ class Settings:
         given = {**self._given, **changes}
         return type(self)(**given)
 
+
+#: Values of ``cpu_affinity`` (``TAILOR_CPU_AFFINITY``).
+CPU_AFFINITIES = ("auto", "off")
 
 #: The deployment profiles (``TAILOR_PROFILE``).
 PROFILES = ("embedded", "production")

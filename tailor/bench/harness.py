@@ -93,6 +93,19 @@ def stacks(settings: Settings, model: Path, echo: Echo) -> Iterator[dict[str, St
                 svc.stop()
 
 
+def placement(stack: Stack) -> str:
+    """Which CPUs the stack's servers run on (both bots are placed alike)."""
+    from tailor.runtime.processes import describe_cpus
+
+    actions, rasa = stack.services
+    if not (rasa.cpus and actions.cpus):
+        return "CPU placement: left to the scheduler"
+    return (
+        f"CPU placement: Rasa servers on {describe_cpus(rasa.cpus)}, action servers on "
+        f"{describe_cpus(actions.cpus)} (TAILOR_CPU_AFFINITY=auto)"
+    )
+
+
 @dataclass
 class BenchResult:
     """Everything one ``tailor bench`` run measured."""
@@ -104,6 +117,8 @@ class BenchResult:
     rss_mb: dict[str, float] = field(default_factory=dict)
     started: str = ""
     seconds: float = 0.0
+    #: Where both bots' servers ran ("Rasa servers on CPU 0, action servers on CPU 1").
+    placement: str = ""
 
     def run(self, bot: str, concurrency: int) -> RunResult:
         """The run of ``bot`` at ``concurrency``."""
@@ -180,6 +195,8 @@ def run_bench(
     t_start = time.monotonic()
     echo("Starting the floor (no-op actions) and the full bot …")
     with stacks(settings, model, echo) as bots:
+        result.placement = placement(bots["full"])
+        echo(f"  {result.placement}")
         for stack in bots.values():  # one conversation each before measuring
             asyncio.run(drive(stack.settings.rasa_url, conversations(2), 2, stack.name))
         for c in levels:
@@ -346,7 +363,7 @@ def report(result: BenchResult, out_dir: Path, command: str) -> Path:
         "",
         f"Written by `{command}` on {result.started} (commit {_commit()}, "
         f"{result.seconds / 60:.1f} min).",
-        f"Machine: {_machine()}.",
+        f"Machine: {_machine()}. {result.placement}.",
         "",
         'The floor is the same Rasa model with an action server whose actions answer "ok" '
         "and do nothing: what Rasa itself costs. Both bots get the same scripted "

@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,6 +54,8 @@ class Service:
     ready: Callable[[], bool]
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     cwd: Path = PROJECT_ROOT
+    #: CPUs the process may run on (``None``: any); see :func:`cpu_shares`.
+    cpus: frozenset[int] | None = None
     proc: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
 
@@ -71,6 +73,17 @@ class Service:
             start_new_session=True,
         )
         self._log = log
+        if self.cpus:
+            # Popen returns once the child has exec'd, before the interpreter has started any
+            # thread; the threads it starts later inherit the main thread's CPUs.
+            try:
+                os.sched_setaffinity(self.proc.pid, self.cpus)
+            except OSError as exc:  # e.g. CPUs taken away by a cgroup since we looked
+                log.write(
+                    f"[tailor] could not pin {self.name} to CPUs {sorted(self.cpus)}: "
+                    f"{exc}; the scheduler places it\n".encode()
+                )
+                log.flush()
 
     def wait_ready(self, timeout: float, echo: Callable[[str], None] | None = None) -> float:
         """Poll until ready; returns seconds taken. Raises with the log tail on failure."""
@@ -179,6 +192,44 @@ def _http_ok(url: str, headers: dict[str, str] | None = None) -> bool:
     return httpx.get(url, timeout=2.0, headers=headers).status_code == 200
 
 
+def split_cpus(cpus: Collection[int]) -> tuple[frozenset[int], frozenset[int]] | None:
+    """The Rasa server's and the action server's CPUs out of ``cpus``: the first half (at
+    least one) and the rest; ``None`` with fewer than two CPUs (nothing to separate)."""
+    ordered = sorted(set(cpus))
+    if len(ordered) < 2:
+        return None
+    half = len(ordered) // 2
+    return frozenset(ordered[:half]), frozenset(ordered[half:])
+
+
+def cpu_shares(settings: Settings) -> tuple[frozenset[int], frozenset[int]] | None:
+    """CPUs of the Rasa server and of the action server of an embedded stack
+    (``cpu_affinity``), out of those this process may use; ``None``: leave it to the
+    scheduler (``off``, the production profile, one CPU, or no affinity API).
+
+    The Rasa server's single event loop is the stack's bottleneck from a few concurrent
+    shoppers on; when the scheduler puts the action server's work on its core, every turn
+    waits. With a core of its own it is never displaced.
+    """
+    if settings.cpu_affinity == "off" or settings.profile != "embedded":
+        return None
+    if not hasattr(os, "sched_getaffinity"):  # pragma: no cover - not Linux
+        return None
+    return split_cpus(os.sched_getaffinity(0))
+
+
+def describe_cpus(cpus: Collection[int] | None) -> str:
+    """``"CPU 0"``, ``"CPUs 1-3"``, ``"CPUs 0, 2"``; ``"any CPU"`` for ``None``."""
+    if not cpus:
+        return "any CPU"
+    ordered = sorted(cpus)
+    if len(ordered) == 1:
+        return f"CPU {ordered[0]}"
+    if ordered == list(range(ordered[0], ordered[-1] + 1)):
+        return f"CPUs {ordered[0]}-{ordered[-1]}"
+    return "CPUs " + ", ".join(str(c) for c in ordered)
+
+
 def tailor_env(settings: Settings) -> dict[str, str]:
     """Environment handing our settings to child processes as ``TAILOR_*`` variables."""
     env = dict(os.environ)
@@ -213,7 +264,8 @@ def action_server(
     """The Rasa SDK action server (our 3.11 venv, in one process: see
     :mod:`tailor.runtime.action_server`) serving ``actions_module`` (our actions;
     the benchmark's floor serves ``tailor.bench.noop_actions``) on ``port`` (default
-    ``action_port``; the production profile's replicas get ports of their own)."""
+    ``action_port``; the production profile's replicas get ports of their own), on the
+    CPUs :func:`cpu_shares` leaves it."""
     port = port or settings.action_port
     env = tailor_env(settings)
     env["SANIC_HOST"] = settings.host
@@ -231,6 +283,7 @@ def action_server(
         log_path=Path(settings.home) / "logs" / "actions.log",
         ready=lambda: _http_ok(f"http://{settings.host}:{port}/health"),
         env=env,
+        cpus=shares[1] if (shares := cpu_shares(settings)) else None,
     )
 
 
@@ -244,7 +297,8 @@ def rasa_server(
     """The Rasa server (3.10 venv) with REST and socket.io channels and the HTTP API.
 
     ``port`` defaults to ``rasa_port`` and ``endpoints`` to the embedded profile's file
-    (:func:`write_endpoints`); the production profile's replicas pass both.
+    (:func:`write_endpoints`); the production profile's replicas pass both. It runs on the
+    CPUs :func:`cpu_shares` gives it.
     """
     # Hex, not urlsafe: a token starting with "-" would be read by argparse as an option.
     token = token or secrets.token_hex(16)
@@ -280,6 +334,7 @@ def rasa_server(
         ready=lambda: _rasa_model_loaded(f"http://{settings.host}:{port}", token),
         env=rasa_env(bot_pythonpath(settings)),
         cwd=Path(settings.bot_dir),
+        cpus=shares[0] if (shares := cpu_shares(settings)) else None,
     )
     service.env["TAILOR_RASA_TOKEN"] = token
     return service
