@@ -252,3 +252,36 @@ def test_tree_cpu_and_memory_count_a_busy_child_process() -> None:
         parent.wait()
     assert tree_cpu_seconds(parent.pid) == 0.0  # gone: nothing to count
     assert tree_rss_mb(parent.pid) == 0.0
+
+
+def test_verdicts_judge_the_full_bot_and_report_the_floor_for_comparison() -> None:
+    from tailor.bench.harness import BenchResult
+
+    def run(bot: str, ms: float) -> RunResult:
+        return RunResult(bot, 1, [Turn(0, i, ms, True) for i in range(20)], 1.0)
+
+    result = BenchResult(runs=[run("floor", 10.0), run("full", 12.0)], long_window=2)
+    # the floor's conversation doubles; the full bot's grows 5 % (inside the target)
+    result.long = {"floor": [[10.0, 10.0, 20.0, 20.0]], "full": [[20.0, 20.0, 21.0, 21.0]]}
+    lines = result.verdicts()
+    assert lines[0].startswith("concurrency 1: p50 ratio 1.20") and lines[0].endswith("met")
+    assert lines[1] == "long conversation (floor, for comparison): 2.00×"
+    assert lines[2].startswith("long conversation (full): 1.05×") and lines[2].endswith("met")
+    result.long["full"] = [[20.0, 20.0, 30.0, 30.0]]
+    assert result.verdicts()[2].endswith("MISSED")
+
+
+def test_placement_names_each_servers_cpus(tmp_path: Path) -> None:
+    from tailor.bench.harness import Stack, placement
+    from tailor.config import Settings
+    from tailor.runtime.processes import Service
+
+    def svc(cpus: frozenset[int] | None) -> Service:
+        return Service("s", ["true"], tmp_path / "log", lambda: True, cpus=cpus)
+
+    pinned = Stack("full", Settings(home=tmp_path), [svc(frozenset({1})), svc(frozenset({0}))])
+    assert placement(pinned) == (
+        "CPU placement: Rasa servers on CPU 0, action servers on CPU 1 (TAILOR_CPU_AFFINITY=auto)"
+    )
+    free = Stack("full", Settings(home=tmp_path), [svc(None), svc(None)])
+    assert placement(free) == "CPU placement: left to the scheduler"
