@@ -94,9 +94,9 @@ class Settings:
     #: the first half of the CPUs and the action server on the rest, so the action server's
     #: work never takes the core of the Rasa server, the stack's bottleneck from a few
     #: shoppers on (2 cores, `tailor bench`, medians of 8-12 alternating pairs: the full
-    #: bot's throughput +14-20 % at 8 and 32 shoppers, its p50 at 8 shoppers 111 -> 92 ms;
-    #: docs/benchmarks.md). "off": the scheduler places them. The production profile never
-    #: pins (its replicas share the cores).
+    #: bot's throughput +17 % at 8 shoppers and +8 % at 32, its p50 at 8 shoppers 104 -> 91
+    #: ms; neutral with novel text; docs/benchmarks.md). "off": the scheduler places them.
+    #: The production profile never pins (its replicas share the cores).
     cpu_affinity: str = "auto"
     #: Minutes an agent's sign-in to the assist panel (/agent) lasts.
     agent_session_minutes: int = 480
