@@ -17,9 +17,10 @@ reads the catalog.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from tailor.nlu.lookups import LOOKUP_STOPWORDS
 from tailor.nlu.negation import is_negated
 from tailor.nlu.price import PriceRange, parse_price, price_spans
-from tailor.nlu.vocab import Vocabulary
+from tailor.nlu.vocab import GENERIC_HEADS, Vocabulary, singular
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -372,12 +373,14 @@ class QueryUnderstanding:
                 if name == "product_type" and _INFINITIVE.search(corrected[: m.start()]):
                     continue  # "a movie to watch": a verb, not the product
                 found.append((name, values.get(m.group(0), m.group(0)), *m.span()))
+        found.extend(self._split_brands(corrected))
         rank = {n: i for i, n in enumerate(_PRIORITY)}
         kept: list[tuple[str, str, int, int]] = []
         for ent in sorted(found, key=lambda f: (rank[f[0]], -(f[3] - f[2]), f[2])):
             if any(k[2] < ent[3] and ent[2] < k[3] for k in kept):
                 continue
             kept.append(ent)
+        kept.extend(self._brand_heads(corrected, kept))
         kept.sort(key=lambda f: f[2])
 
         spans: list[Span] = []
@@ -423,6 +426,45 @@ class QueryUnderstanding:
             content_words=tuple(words),
             catalog_words=catalog,
         )
+
+    def _split_brands(self, text: str) -> list[tuple[str, str, int, int]]:
+        """Brands written as two words ("otter box" for OtterBox, "de walt"): adjacent
+        words whose letters together are a brand's and neither of which is one alone."""
+        words = list(_WORD.finditer(text))
+        out = []
+        for a, b in itertools.pairwise(words):
+            if text[a.end() : b.start()] != " " or len(a.group(0)) + len(b.group(0)) < 5:
+                continue
+            if self.vocab.brand(a.group(0)) or self.vocab.brand(b.group(0)):
+                continue
+            brand = self.vocab.brand(a.group(0) + b.group(0))
+            if brand is not None:
+                out.append(("brand", brand, a.start(), b.end()))
+        return out
+
+    def _brand_heads(
+        self, text: str, kept: Sequence[tuple[str, str, int, int]]
+    ) -> list[tuple[str, str, int, int]]:
+        """With a brand and no product type, a generic word the brand makes one kind of
+        product by ("nespresso machine": Coffee Machines; "otterbox case": Phone Cases) is
+        that product type (see :meth:`Vocabulary.brand_category`); the value is the
+        category's own name, so the criteria resolve it as any named type."""
+        if any(k[0] == "product_type" for k in kept):
+            return []
+        brands = [k for k in kept if k[0] == "brand" and not is_negated(text, k[2], k[3])]
+        if not brands:
+            return []
+        for m in _WORD.finditer(text):
+            if singular(m.group(0)) not in GENERIC_HEADS:
+                continue
+            if any(k[2] < m.end() and m.start() < k[3] for k in kept):
+                continue
+            for brand in brands:
+                path = self.vocab.brand_category(brand[1], m.group(0))
+                if path is not None:
+                    leaf = path.rsplit(">", 1)[-1].strip().lower()
+                    return [("product_type", leaf, m.start(), m.end())]
+        return []
 
     @staticmethod
     def _cue_start(text: str, start: int) -> int:

@@ -341,14 +341,18 @@ class Vocabulary:
 
     Build it from a database session with :meth:`from_session`, or directly (in tests):
     ``Vocabulary(brands=["Nike"], colours=["blue"], materials=["mesh"],
-    categories=["Shoes > Running Shoes"])``.
+    categories=["Shoes > Running Shoes"])``. ``brand_categories`` (brand, category path)
+    pairs say which kinds of products each brand makes (:meth:`brand_category`).
     """
 
     brands: tuple[str, ...] = ()
     colours: tuple[str, ...] = ()
     materials: tuple[str, ...] = ()
     categories: tuple[str, ...] = ()
+    brand_categories: tuple[tuple[str, str], ...] = ()
     _brand_index: dict[str, str] = field(init=False, repr=False, compare=False)
+    #: (brand, singular last word of a leaf) -> the brand's category paths ending so
+    _brand_heads: dict[tuple[str, str], set[str]] = field(init=False, repr=False, compare=False)
     _colour_index: dict[str, str] = field(init=False, repr=False, compare=False)
     _material_index: dict[str, str] = field(init=False, repr=False, compare=False)
     _category_index: dict[str, str] = field(init=False, repr=False, compare=False)
@@ -359,9 +363,15 @@ class Vocabulary:
         colours: Iterable[str] = (),
         materials: Iterable[str] = (),
         categories: Iterable[str] = (),
+        brand_categories: Iterable[tuple[str, str]] = (),
     ) -> None:
         set_ = object.__setattr__
         set_(self, "brands", _clean_sorted(brands))
+        set_(
+            self,
+            "brand_categories",
+            tuple(sorted({(b, _norm_path(c)) for b, c in brand_categories if b and c})),
+        )
         set_(self, "colours", _clean_sorted(c.lower() for c in colours if c))
         set_(self, "materials", _clean_sorted(m.lower() for m in materials if m))
         set_(self, "categories", _clean_sorted(_norm_path(c) for c in categories if c))
@@ -377,6 +387,11 @@ class Vocabulary:
             _build_attribute_index(self.materials, MATERIAL_ALIASES),
         )
         set_(self, "_category_index", self._build_category_index())
+        heads: dict[tuple[str, str], set[str]] = {}
+        for brand, path in self.brand_categories:
+            leaf = path.rsplit(">", 1)[-1].strip().lower()
+            heads.setdefault((brand, singular(leaf.rsplit(" ", 1)[-1])), set()).add(path)
+        set_(self, "_brand_heads", heads)
 
     # --- construction ---------------------------------------------------------------------
 
@@ -391,11 +406,17 @@ class Vocabulary:
             rows = session.execute(select(col).where(col.is_not(None)).distinct())
             return [str(v) for (v,) in rows if v is not None and str(v).strip()]
 
+        pairs = session.execute(
+            select(Product.brand, Product.category)
+            .where(Product.brand.is_not(None), Product.category.is_not(None))
+            .distinct()
+        )
         return cls(
             brands=column(Product.brand),
             colours=column(Product.colour),
             materials=column(Product.material),
             categories=column(Product.category),
+            brand_categories=[(str(b), str(c)) for b, c in pairs],
         )
 
     def _build_brand_index(self) -> dict[str, str]:
@@ -488,6 +509,20 @@ class Vocabulary:
                 if form in self._category_index:
                     return self._category_index[form]
         return None
+
+    def brand_category(self, brand: str | None, word: str) -> str | None:
+        """The one category of ``brand`` whose name ends in ``word`` ("Nespresso", "machine"
+        → "Kitchen > Coffee Machines"; "Samsung", "case" → "Phones > Phone Cases"), or
+        ``None`` when the brand makes no such product or more than one kind ends so.
+
+        For a brand followed by a word too generic to name a category alone
+        (:data:`GENERIC_HEADS`): the brand says which kind is meant.
+        """
+        canonical = self.brand(brand)
+        if canonical is None or not word:
+            return None
+        paths = self._brand_heads.get((canonical, singular(_norm(word))), set())
+        return next(iter(paths)) if len(paths) == 1 else None
 
     # --- phrases for lookup tables ----------------------------------------------------------
 

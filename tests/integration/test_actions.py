@@ -245,3 +245,27 @@ async def test_details_out_of_range(recommender: Recommender) -> None:
         tracker("the 5th one", "ask_product_details", [], {"shown": shown}),
     )
     assert "only showed 2" in d.messages[0]["text"]
+
+
+async def test_a_brand_and_a_generic_word_find_the_brands_kind_of_product(
+    recommender: Recommender,
+) -> None:
+    """ "nespresso machine", "otterbox case": the last word alone names no category, but the
+    brand makes one kind of product ending so; the shopper gets that kind, from that brand."""
+    from tailor.nlu.vocab import GENERIC_HEADS, singular
+
+    vocab = recommender.vocab
+    for brand, path in vocab.brand_categories:
+        head = singular(path.rsplit(" ", 1)[-1].lower())
+        if head in GENERIC_HEADS and vocab.brand_category(brand, head) == path:
+            break
+    else:
+        pytest.fail("the demo catalog has no brand making one kind of product named by a head")
+    text = f"show me a {brand.lower()} {head}"
+    # Rasa's model saw the brand only; the product type comes from the brand
+    t = tracker(text, "ask_recommendation", [span(text, "brand", brand.lower(), brand)])
+    d, slots = await run(ActionRecommend(recommender), t)
+    shown = cards(d)
+    assert shown, d.messages
+    assert slots["category"] == path
+    assert {(c["brand"], c["category"]) for c in shown} == {(brand, path)}

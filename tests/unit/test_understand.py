@@ -208,3 +208,79 @@ def test_a_brand_in_the_plural_is_the_brand(qu: QueryUnderstanding) -> None:
     u = qu.understand("nikes for running")
     assert u.values("brand") == ["Nike"]
     assert qu.understand("no nikes please").values("brand", negated=True) == ["Nike"]
+
+
+BRANDED = Vocabulary(
+    brands=["Nespresso", "OtterBox", "Samsung", "Lego", "DeWalt", "Breville"],
+    categories=[
+        "Kitchen > Coffee Machines",
+        "Kitchen > Bread Machines",
+        "Phones > Phone Cases",
+        "Furniture > Bookcases",
+        "Electronics > TVs",
+        "Toys > Building Sets",
+        "Bedding > Duvet Cover Sets",
+        "Tools > Power Tools",
+        "Tools > Garden Tools",
+    ],
+    brand_categories=[
+        ("Nespresso", "Kitchen > Coffee Machines"),
+        ("OtterBox", "Phones > Phone Cases"),
+        ("Samsung", "Phones > Phone Cases"),
+        ("Samsung", "Electronics > TVs"),
+        ("Lego", "Toys > Building Sets"),
+        ("DeWalt", "Tools > Power Tools"),
+        ("DeWalt", "Tools > Garden Tools"),
+        ("Breville", "Kitchen > Coffee Machines"),
+        ("Breville", "Kitchen > Bread Machines"),
+    ],
+)
+
+
+def _types(qu: QueryUnderstanding, text: str) -> list[tuple[str, str, str]]:
+    return [(s.entity, s.value, s.text) for s in qu.understand(text).spans]
+
+
+def test_a_brand_says_which_kind_a_generic_word_means() -> None:
+    qu = QueryUnderstanding(BRANDED, {"machine": 3, "case": 4, "set": 2}, KNOWN)
+    assert _types(qu, "a nespresso machine") == [
+        ("brand", "Nespresso", "nespresso"),
+        ("product_type", "coffee machines", "machine"),
+    ]
+    # misspelled brand, a word between them, the head before the brand
+    assert ("product_type", "coffee machines", "machine") in _types(qu, "nespreso machine")
+    assert ("product_type", "phone cases", "case") in _types(qu, "a samsung rugged case")
+    assert ("product_type", "phone case", "phone case") in _types(qu, "a samsung phone case")
+    assert ("product_type", "phone cases", "case") in _types(qu, "case by samsung")
+    assert BRANDED.category_for("coffee machines") == "Kitchen > Coffee Machines"
+    # a generic word the brand makes two kinds of product by: no guess
+    assert [s.entity for s in qu.understand("a breville machine").spans] == ["brand"]
+    # no brand, a negated brand, or a product type already named: nothing added
+    assert not [s for s in qu.understand("a machine").spans if s.entity == "product_type"]
+    assert [s.entity for s in qu.understand("not nespresso machine").spans] == ["brand"]
+    assert _types(qu, "samsung tvs case")[1:] == [("product_type", "tvs", "tvs")]
+
+
+def test_brand_category_against_a_brute_force_scan() -> None:
+    for brand, word in itertools.product(
+        [*BRANDED.brands, "otterbox", "Unknown"], ["machine", "machines", "case", "set", "tool"]
+    ):
+        canonical = BRANDED.brand(brand)
+        ending = [
+            path
+            for b, path in BRANDED.brand_categories
+            if b == canonical and path.rsplit(" ", 1)[-1].lower().rstrip("s") == word.rstrip("s")
+        ]
+        expected = ending[0] if len(ending) == 1 else None
+        assert BRANDED.brand_category(brand, word) == expected, (brand, word)
+
+
+def test_a_brand_written_as_two_words() -> None:
+    qu = QueryUnderstanding(BRANDED, {"case": 4, "drill": 2}, KNOWN)
+    assert _types(qu, "otter box case") == [
+        ("brand", "OtterBox", "otter box"),
+        ("product_type", "phone cases", "case"),
+    ]
+    assert _types(qu, "a de walt drill")[0] == ("brand", "DeWalt", "de walt")
+    # words that are brands alone are not merged ("lego samsung" is two brands)
+    assert [s.value for s in qu.understand("lego samsung").spans] == ["Lego", "Samsung"]
