@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from tailor.nlu.refine import REFINEMENTS, lookup_phrases
-from tailor.nlu.vocab import Vocabulary, singular
+from tailor.nlu.vocab import Vocabulary, leaf_name, singular
 
 __all__ = ["LOOKUP_STOPWORDS", "render_lookups", "render_requests", "write_lookups"]
 
@@ -159,9 +159,9 @@ def render_requests(vocab: Vocabulary, per_type: int = 3, brands: int = 40) -> l
     types = sorted({p for p in (_boundary_safe(t) for t in vocab.product_type_phrases()) if p})
     leaves = sorted(
         {
-            path.split(">")[-1].strip().lower()
+            leaf_name(path)
             for path in vocab.categories
-            if ">" in path and _boundary_safe(path.split(">")[-1].strip().lower())
+            if ">" in path and _boundary_safe(leaf_name(path))
         }
     )
     names = [t for t in leaves if t in set(types)] or types

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from tailor.nlu.lookups import LOOKUP_STOPWORDS
 from tailor.nlu.negation import is_negated
 from tailor.nlu.price import PriceRange, parse_price, price_spans
-from tailor.nlu.vocab import GENERIC_HEADS, Vocabulary, singular
+from tailor.nlu.vocab import GENERIC_HEADS, Vocabulary, leaf_name, singular
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -462,8 +462,7 @@ class QueryUnderstanding:
             for brand in brands:
                 path = self.vocab.brand_category(brand[1], m.group(0))
                 if path is not None:
-                    leaf = path.rsplit(">", 1)[-1].strip().lower()
-                    return [("product_type", leaf, m.start(), m.end())]
+                    return [("product_type", leaf_name(path), m.start(), m.end())]
         return []
 
     @staticmethod

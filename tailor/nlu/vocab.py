@@ -23,6 +23,7 @@ __all__ = [
     "GENERIC_HEADS",
     "MATERIAL_ALIASES",
     "Vocabulary",
+    "leaf_name",
     "plural_variants",
     "singular",
 ]
@@ -389,8 +390,8 @@ class Vocabulary:
         set_(self, "_category_index", self._build_category_index())
         heads: dict[tuple[str, str], set[str]] = {}
         for brand, path in self.brand_categories:
-            leaf = path.rsplit(">", 1)[-1].strip().lower()
-            heads.setdefault((brand, singular(leaf.rsplit(" ", 1)[-1])), set()).add(path)
+            last_word = leaf_name(path).rsplit(" ", 1)[-1]
+            heads.setdefault((brand, singular(last_word)), set()).add(path)
         set_(self, "_brand_heads", heads)
 
     # --- construction ---------------------------------------------------------------------
@@ -560,6 +561,12 @@ def _clean_sorted(values: Iterable[str]) -> tuple[str, ...]:
         if s:
             seen.setdefault(s.lower(), s)
     return tuple(sorted(seen.values(), key=lambda s: (s.lower(), s)))
+
+
+def leaf_name(path: str) -> str:
+    """The last level of a category path, lower-case ("Kitchen > Coffee Machines" →
+    "coffee machines")."""
+    return path.rsplit(">", 1)[-1].strip().lower()
 
 
 def _norm_path(path: str) -> str:
