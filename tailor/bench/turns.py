@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -100,6 +101,25 @@ def percentile(values: Sequence[float], p: float) -> float:
     return ordered[rank - 1]
 
 
+#: What the Rasa channels answer when an action failed or timed out (``FALLBACK_TEXT`` in
+#: ``bot/tailor_channels.py``, a module of the Rasa venv; a test keeps the two equal).
+FALLBACK_TEXT = (
+    "Sorry, I'm having trouble finding products right now — please try again in a moment."
+)
+
+
+def answer_error(body: Any) -> str:
+    """Why a REST answer is a failed turn ("" when it is not): no messages, or the fallback
+    message the channel sends when an action failed."""
+    if not body:
+        return "empty answer"
+    if isinstance(body, list) and any(
+        isinstance(m, dict) and m.get("text") == FALLBACK_TEXT for m in body
+    ):
+        return "fallback answer"
+    return ""
+
+
 @dataclass
 class Turn:
     """One message sent and how it went."""
@@ -125,7 +145,8 @@ class RunResult:
 
     @property
     def errors(self) -> int:
-        """Turns that failed (HTTP error, timeout, connection error, empty answer)."""
+        """Turns that failed (HTTP error, timeout, connection error, empty or fallback
+        answer)."""
         return sum(not t.ok for t in self.turns)
 
     def latencies(self) -> list[float]:
@@ -237,8 +258,9 @@ async def drive(
                         body = resp.json()
                         # Rasa's REST channel answers 200 with no messages when handling
                         # the message failed: every message of these scripts gets an answer
-                        ok = bool(body)
-                        error = "" if ok else "empty answer"
+                        # and the fallback message when an action failed or timed out
+                        error = answer_error(body)
+                        ok = not error
                         result.turns.append(Turn(number, index, ms, ok, error, len(body)))
                     else:
                         result.turns.append(

@@ -285,3 +285,24 @@ def test_placement_names_each_servers_cpus(tmp_path: Path) -> None:
     )
     free = Stack("full", Settings(home=tmp_path), [svc(None), svc(None)])
     assert placement(free) == "CPU placement: left to the scheduler"
+
+
+def test_fallback_answers_count_as_errors() -> None:
+    """A turn the channel answered with its fallback message (an action failed) is an error,
+    and the bench's copy of that message is the channel's own."""
+    import ast
+
+    from tailor.bench.turns import FALLBACK_TEXT, answer_error
+
+    source = (PROJECT_ROOT / "bot" / "tailor_channels.py").read_text(encoding="utf-8")
+    assigned = {
+        t.id: node.value
+        for node in ast.parse(source).body
+        if isinstance(node, ast.Assign)
+        for t in node.targets
+        if isinstance(t, ast.Name)
+    }
+    assert ast.literal_eval(assigned["FALLBACK_TEXT"]) == FALLBACK_TEXT
+    assert answer_error([]) == "empty answer"
+    assert answer_error([{"recipient_id": "a", "text": FALLBACK_TEXT}]) == "fallback answer"
+    assert answer_error([{"recipient_id": "a", "text": "Here are 4 picks"}]) == ""
