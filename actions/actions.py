@@ -19,7 +19,7 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.base import SettledAction
+from actions.base import AHEAD, SettledAction
 from tailor.config import Settings
 from tailor.marketing.triggers import Offer, TriggerEngine, get_default_engine, offer_replies
 from tailor.nlu.ordinals import parse_ordinals
@@ -32,6 +32,7 @@ from tailor.recommend.criteria import (
     Criteria,
     Entity,
     ShownProduct,
+    TurnResult,
     apply_turn,
     merge_entities,
     shown_from_slot,
@@ -46,8 +47,15 @@ from tailor.recommend.render import (
     recommendation_replies,
 )
 from tailor.recommend.scope import is_bare_product_phrase, is_grounded, is_product_request
-from tailor.recommend.service import Recommendation, Recommender, get_default_recommender
+from tailor.recommend.service import (
+    Recommendation,
+    Recommender,
+    get_default_recommender,
+    loaded_recommender,
+)
+from tailor.runtime import hints
 from tailor.runtime.after_reply import AFTER_REPLY, AfterReply
+from tailor.runtime.hints import on_hint
 from tailor.store.events import event_rows
 
 #: Words that carry no shopping meaning; a request made only of them gets a question back.
@@ -98,20 +106,78 @@ class Observing:
         log_later: Callable[[Sequence[dict[str, Any]]], Awaitable[None]],
         after_reply: AfterReply = AFTER_REPLY,
     ) -> None:
+        intent, text, _ = TailorAction.latest(tracker)
+        self._start(
+            observer,
+            log_later,
+            after_reply,
+            tracker.sender_id,
+            intent,
+            text,
+            tracker.get_latest_input_channel(),
+            TailorAction.metadata(tracker),
+        )
+
+    @classmethod
+    def ahead(
+        cls,
+        observer: Observer,
+        log_later: Callable[[Sequence[dict[str, Any]]], Awaitable[None]],
+        sender_id: str,
+        text: str,
+        channel: str | None,
+        metadata: dict[str, Any],
+        after_reply: AfterReply = AFTER_REPLY,
+    ) -> Observing:
+        """The observation of a message the action server was told about before its action
+        call (``tailor.runtime.hints``): admitted once the conversation's earlier turns have
+        settled, as an action would; the intent is set when an action adopts it."""
+        self = cls.__new__(cls)
+        self._start(
+            observer, log_later, after_reply, sender_id, "", text, channel, metadata, settle=True
+        )
+        return self
+
+    def _start(
+        self,
+        observer: Observer,
+        log_later: Callable[[Sequence[dict[str, Any]]], Awaitable[None]],
+        after_reply: AfterReply,
+        sender_id: str,
+        intent: str,
+        text: str,
+        channel: str | None,
+        metadata: dict[str, Any],
+        settle: bool = False,
+    ) -> None:
         self.observer = observer
         self.log_later = log_later
         self.after_reply = after_reply
-        self.sender_id = tracker.sender_id
-        self.intent, self.text, _ = TailorAction.latest(tracker)
-        self.channel = tracker.get_latest_input_channel()
-        self.metadata = TailorAction.metadata(tracker)
-        self.admitted: asyncio.Task[Observation] = asyncio.create_task(
-            asyncio.to_thread(
-                observer.admit, self.sender_id, self.text, self.channel, self.metadata
-            )
-        )
+        self.sender_id = sender_id
+        self.intent = intent
+        self.text = text
+        self.channel = channel
+        self.metadata = metadata
+
+        async def admit() -> Observation:
+            if settle:
+                await after_reply.settle(sender_id)
+            return await asyncio.to_thread(observer.admit, sender_id, text, channel, metadata)
+
+        self.admitted: asyncio.Task[Observation] = asyncio.create_task(admit())
         self._sentiment: asyncio.Future[MessageSentiment | None] | None = None
         self._logged = False
+
+    def matches(self, tracker: Tracker) -> bool:
+        """Whether this observes the tracker's latest message (same sender, text, channel
+        and metadata)."""
+        _, text, _ = TailorAction.latest(tracker)
+        return (
+            self.sender_id == tracker.sender_id
+            and self.text == text
+            and self.channel == tracker.get_latest_input_channel()
+            and self.metadata == TailorAction.metadata(tracker)
+        )
 
     @property
     def sentiment(self) -> asyncio.Future[MessageSentiment | None]:
@@ -120,6 +186,10 @@ class Observing:
         if self._sentiment is None:
             self._sentiment = asyncio.wrap_future(self.observer.submit_score(self.text))
         return self._sentiment
+
+    def start_scoring(self) -> None:
+        """Start the sentiment model on the message now (see :attr:`sentiment`)."""
+        _ = self.sentiment
 
     async def scored(self) -> Observation:
         """The admitted observation with the message's sentiment."""
@@ -180,7 +250,12 @@ class TailorAction(SettledAction):
     async def observe(self, tracker: Tracker, scored: bool = False) -> Observation:
         """Identify the latest user message's shopper now and store the message after the
         reply (once per user turn); with ``scored``, wait for its sentiment too."""
-        observing = Observing(self.observer, tracker, self.recommender.log_later)
+        ahead = take_ahead(tracker)
+        observing = (
+            ahead.observing
+            if ahead is not None
+            else Observing(self.observer, tracker, self.recommender.log_later)
+        )
         try:
             return await (observing.scored() if scored else observing.admitted)
         finally:
@@ -250,7 +325,7 @@ class TailorAction(SettledAction):
 
     @staticmethod
     def pick(
-        tracker: Tracker, text: str, shown: Sequence[ShownProduct], entities: Sequence[Entity]
+        text: str, shown: Sequence[ShownProduct], entities: Sequence[Entity]
     ) -> tuple[list[int], list[int]]:
         """Positions (0-based) the shopper refers to, and any out-of-range ones (1-based)."""
         result = parse_ordinals(text, len(shown))
@@ -267,6 +342,274 @@ def slot_changes(tracker: Tracker, values: dict[str, Any]) -> list[EventType]:
     is stored, replayed and sent back to us on every later turn, so unchanged ones cost."""
     current = tracker.current_slot_values()
     return [SlotSet(name, value) for name, value in values.items() if current.get(name) != value]
+
+
+def turn_intent(
+    intent: str, slots: dict[str, Any], force_more: bool = False, override: str | None = None
+) -> str:
+    """The intent a recommendation turn acts on: "show more" is ``affirm``; refining or
+    rejecting before anything was shown ("king size duvet cover" read as a refinement) can
+    only be a new request."""
+    if force_more:
+        return "affirm"
+    if override:
+        return override
+    if (
+        intent in ("refine", "react_negative")
+        and not slots.get("shown")
+        and Criteria.from_slots(slots).is_empty()
+    ):
+        return "ask_recommendation"
+    return intent
+
+
+@dataclasses.dataclass
+class TurnPlan:
+    """What a recommendation turn will search for, decided from the message and the slots."""
+
+    intent: str
+    current: Criteria
+    shown: list[ShownProduct]
+    seen: list[int]
+    positions: list[int]
+    turn: TurnResult
+    generic: bool
+    ungrounded: bool
+    exclude: list[int]
+    avoid: list[int]
+    k: int
+    metadata: dict[str, Any]
+
+    @property
+    def crit(self) -> Criteria:
+        """The criteria to search for."""
+        return self.turn.criteria
+
+    @property
+    def direct(self) -> bool:
+        """Whether the turn searches at once (not first asking who the shopper is)."""
+        return not (
+            self.generic or self.ungrounded or (self.intent == "affirm" and self.current.is_empty())
+        )
+
+    def search_key(self) -> tuple[Any, ...]:
+        """Everything ``Recommender.recommend`` is called with but the shopper."""
+        return (self.crit, self.k, tuple(self.exclude), tuple(self.avoid))
+
+
+def plan_turn(
+    rec: Recommender,
+    intent: str,
+    text: str,
+    entities: list[Entity],
+    slots: dict[str, Any],
+    metadata: dict[str, Any],
+    u: Understanding | None,
+) -> TurnPlan:
+    """Fold the message into the criteria and decide what to exclude and avoid (pure)."""
+    current = Criteria.from_slots(slots)
+    shown = shown_from_slot(slots.get("shown"))
+    seen = [int(x) for x in (slots.get("seen") or []) if str(x).lstrip("-").isdigit()]
+    positions, _ = TailorAction.pick(text, shown, entities)
+    target = shown[positions[0]].id if positions and shown else None
+    if u is not None and intent != "affirm":
+        found = [Entity.from_rasa(sp.as_rasa()) for sp in u.spans if sp.entity != "price"]
+        entities = merge_entities(entities, found)
+    else:
+        u = None
+    turn = apply_turn(
+        current,
+        intent,
+        text,
+        entities,
+        rec.vocab,
+        shown,
+        similar_target=target,
+        semantic=u.semantic if u is not None else None,
+    )
+    fresh = current.is_empty() or turn.reset_seen
+    generic = intent == "ask_recommendation" and not entities and _is_generic(text) and fresh
+    ungrounded = (
+        not generic
+        and intent == "ask_recommendation"
+        and fresh
+        and u is not None
+        and not is_grounded(u)
+    )
+    if turn.reset_seen:
+        seen = []
+    if turn.mode == "more":
+        exclude, avoid = seen, []
+    elif turn.mode == "exclude_shown":
+        exclude, avoid = list(turn.exclude_ids), seen
+    else:
+        exclude, avoid = [], seen
+    k = min(rec.k, 3) if metadata.get("device") == "mobile" else rec.k
+    return TurnPlan(
+        intent,
+        current,
+        shown,
+        seen,
+        positions,
+        turn,
+        generic,
+        ungrounded,
+        exclude,
+        avoid,
+        k,
+        metadata,
+    )
+
+
+@dataclasses.dataclass
+class Ahead:
+    """Work started for one message from the Rasa server's hints (``tailor.runtime.hints``):
+    its observation, its understanding, and (after the ``parsed`` hint) its answer."""
+
+    observing: Observing
+    understood: asyncio.Task[Understanding] | None
+    shopper: asyncio.Task[ShopperContext] | None = None
+    plan: TurnPlan | None = None
+    answer: asyncio.Task[tuple[ShopperContext, Recommendation] | None] | None = None
+
+    async def answer_for(self, plan: TurnPlan) -> tuple[ShopperContext, Recommendation] | None:
+        """The answer started ahead, if it searched for exactly what ``plan`` searches for."""
+        if self.answer is None or self.plan is None:
+            hints.STATS["not answered ahead"] += 1
+            return None
+        if self.plan.search_key() != plan.search_key() or self.plan.metadata != plan.metadata:
+            hints.STATS["answered otherwise"] += 1
+            return None
+        hints.STATS["answered ahead"] += 1
+        try:
+            return await self.answer
+        except Exception:
+            log.exception("the answer started ahead for %s failed", self.observing.sender_id)
+            return None
+
+
+def _dropped(ahead: Ahead) -> None:
+    # nobody took it: no action came for this message (or Rasa failed before calling one)
+    for task in (ahead.answer, ahead.shopper, ahead.understood):
+        if task is not None:
+            task.cancel()
+
+
+AHEAD.on_drop = _dropped
+
+
+def take_ahead(tracker: Tracker) -> Ahead | None:
+    """The work started ahead for the tracker's latest message, if it is for that message."""
+    message_id = (tracker.latest_message or {}).get("message_id")
+    if not isinstance(message_id, str):
+        return None
+    ahead = AHEAD.take((tracker.sender_id, message_id))
+    if ahead is None:
+        hints.STATS["not hinted"] += 1
+        return None
+    if not ahead.observing.matches(tracker):
+        hints.STATS["hinted otherwise"] += 1
+        _dropped(ahead)
+        return None
+    intent, _, _ = TailorAction.latest(tracker)
+    ahead.observing.intent = intent
+    return ahead
+
+
+def _hinted_metadata(hint: dict[str, Any]) -> dict[str, Any]:
+    meta = hint.get("metadata")
+    return dict(meta) if isinstance(meta, dict) else {}
+
+
+@on_hint
+def _on_turn_hint(hint: dict[str, Any]) -> None:
+    """Start a hinted message's work (see :mod:`tailor.runtime.hints`), once the recommender
+    is loaded (the warm-up does that before shoppers come)."""
+    rec = loaded_recommender()
+    if rec is None:
+        return
+    key = (hint["sender_id"], hint["message_id"])
+    if hint["hint"] == "message":
+        text = hint.get("text")
+        if not isinstance(text, str):
+            return
+        channel = hint.get("input_channel")
+        observing = Observing.ahead(
+            _default_observer(rec),
+            rec.log_later,
+            key[0],
+            text,
+            channel if isinstance(channel, str) else None,
+            _hinted_metadata(hint),
+        )
+        understood = (
+            asyncio.create_task(asyncio.to_thread(rec.understanding.understand, text))
+            if text.strip()
+            else None
+        )
+        ahead = Ahead(observing, understood)
+        AHEAD.put(key, ahead)
+        if len(AHEAD) <= IDLE_AHEAD:
+            # the likely next step, while the server has nothing else to do: with more
+            # messages in flight it waits for the parsed hint (only recommendations use it)
+            ahead.shopper = asyncio.create_task(_shopper_ahead(rec, observing))
+    elif hint["hint"] == "parsed":
+        hinted: Ahead | None = AHEAD.get(key)
+        if hinted is None or hinted.answer is not None:
+            return
+        intent, slots, entities = hint.get("intent"), hint.get("slots"), hint.get("entities")
+        if (
+            not isinstance(intent, str)
+            or not isinstance(slots, dict)
+            or not isinstance(entities, list)
+        ):
+            return
+        if intent in SCORED_INTENTS:
+            hinted.observing.start_scoring()  # the turn waits for the score
+        if intent not in AHEAD_INTENTS:
+            return
+        if hinted.shopper is None:
+            hinted.shopper = asyncio.create_task(_shopper_ahead(rec, hinted.observing))
+        hinted.answer = asyncio.create_task(_answer_ahead(rec, hinted, intent, slots, entities))
+
+
+async def _answer_ahead(
+    rec: Recommender, ahead: Ahead, intent: str, slots: dict[str, Any], raw: list[Any]
+) -> tuple[ShopperContext, Recommendation] | None:
+    """Search for what a recommendation turn for this message would (None if it would not
+    search at once)."""
+    observing = ahead.observing
+    entities = [Entity.from_rasa(e) for e in raw if isinstance(e, dict)]
+    intent = turn_intent(intent, slots)
+    u = None
+    if intent != "affirm" and ahead.understood is not None:
+        u = await ahead.understood
+    plan = plan_turn(rec, intent, observing.text, entities, slots, observing.metadata, u)
+    if not plan.direct or ahead.shopper is None:
+        return None
+    ahead.plan = plan
+    rec.embed_ahead(plan.crit)
+    shopper = await ahead.shopper
+    result = await asyncio.to_thread(
+        rec.recommend, plan.crit, plan.k, plan.exclude, plan.avoid, shopper=shopper
+    )
+    return shopper, result
+
+
+async def _shopper_ahead(rec: Recommender, observing: Observing) -> ShopperContext:
+    admitted = await observing.admitted
+    return await asyncio.to_thread(
+        rec.shopper, observing.sender_id, admitted.customer_id, observing.metadata
+    )
+
+
+#: Hinted messages in flight up to which the shopper's context is loaded before the intent
+#: is known (it is wasted on turns that are not recommendations).
+IDLE_AHEAD = 1
+#: Intents whose action is a plain recommendation turn (bot/data/rules.yml).
+AHEAD_INTENTS = frozenset({"ask_recommendation", "refine", "affirm"})
+#: Intents whose turn waits for the message's sentiment (a reaction's strength, feedback).
+SCORED_INTENTS = frozenset({"react_negative", "react_positive"})
 
 
 class ActionRecommend(TailorAction):
@@ -292,10 +635,16 @@ class ActionRecommend(TailorAction):
         """Answer the latest message with suggestions (or a question when it is unclear)."""
         # The message is observed alongside this turn's own work (see Observing); every way
         # out of the turn, early answers and errors included, stores it after the reply.
-        observing = Observing(self.observer, tracker, self.recommender.log_later)
+        # Work started from the Rasa server's hints about this message is taken over.
+        ahead = take_ahead(tracker)
+        observing = (
+            ahead.observing
+            if ahead is not None
+            else Observing(self.observer, tracker, self.recommender.log_later)
+        )
         try:
             return await self._recommend(
-                dispatcher, tracker, observing, intent_override, understood
+                dispatcher, tracker, observing, intent_override, understood, ahead
             )
         finally:
             observing.log_after_reply()
@@ -307,62 +656,25 @@ class ActionRecommend(TailorAction):
         observing: Observing,
         intent_override: str | None,
         understood: Understanding | None,
+        ahead: Ahead | None = None,
     ) -> list[EventType]:
-        intent, text, entities = self.latest(tracker)
-        if self.force_more:
-            intent = "affirm"
-        elif intent_override:
-            intent = intent_override
-        elif (
-            intent in ("refine", "react_negative")
-            and not tracker.get_slot("shown")
-            and Criteria.from_slots(tracker.current_slot_values()).is_empty()
-        ):
-            # refining or rejecting before anything was shown ("king size duvet cover" read
-            # as a refinement): it can only be a new request
-            intent = "ask_recommendation"
-        current = Criteria.from_slots(tracker.current_slot_values())
-        shown = shown_from_slot(tracker.get_slot("shown"))
-        seen = [int(x) for x in (tracker.get_slot("seen") or []) if str(x).lstrip("-").isdigit()]
         rec = self.recommender
-        positions, _ = self.pick(tracker, text, shown, entities)
-        target = shown[positions[0]].id if positions and shown else None
+        intent, text, entities = self.latest(tracker)
+        intent = turn_intent(
+            intent, tracker.current_slot_values(), self.force_more, intent_override
+        )
         u = understood
         if u is None and intent != "affirm" and text.strip():
-            u = await asyncio.to_thread(rec.understanding.understand, text)
-        if u is not None:
-            found = [Entity.from_rasa(sp.as_rasa()) for sp in u.spans if sp.entity != "price"]
-            entities = merge_entities(entities, found)
-        turn = apply_turn(
-            current,
-            intent,
-            text,
-            entities,
-            rec.vocab,
-            shown,
-            similar_target=target,
-            semantic=u.semantic if u is not None else None,
+            if ahead is not None and ahead.understood is not None:
+                u = await ahead.understood
+            else:
+                u = await asyncio.to_thread(rec.understanding.understand, text)
+        plan = plan_turn(
+            rec, intent, text, entities, tracker.current_slot_values(), self.metadata(tracker), u
         )
-        crit = turn.criteria
-        fresh = current.is_empty() or turn.reset_seen
-        generic = intent == "ask_recommendation" and not entities and _is_generic(text) and fresh
-        ungrounded = (
-            not generic
-            and intent == "ask_recommendation"
-            and fresh
-            and u is not None
-            and not is_grounded(u)
-        )
-        if turn.reset_seen:
-            seen = []
-        if turn.mode == "more":
-            exclude, avoid = seen, []
-        elif turn.mode == "exclude_shown":
-            exclude, avoid = list(turn.exclude_ids), seen
-        else:
-            exclude, avoid = [], seen
-        metadata = self.metadata(tracker)
-        k = min(rec.k, 3) if metadata.get("device") == "mobile" else rec.k
+        turn, crit, generic, ungrounded = plan.turn, plan.crit, plan.generic, plan.ungrounded
+        current, shown, seen, positions = plan.current, plan.shown, plan.seen, plan.positions
+        exclude, avoid, k, metadata = plan.exclude, plan.avoid, plan.k, plan.metadata
         admitted = await observing.admitted
         if intent == "react_negative" and shown:
             # how negative the reaction is sets how strongly it demotes: wait for the score
@@ -373,9 +685,21 @@ class ActionRecommend(TailorAction):
             shopper = rec.shopper(tracker.sender_id, admitted.customer_id, metadata)
             return shopper, rec.recommend(crit, k, exclude, avoid, shopper=shopper)
 
-        if not (generic or ungrounded or (intent == "affirm" and current.is_empty())):
-            rec.embed_ahead(crit)  # the query's embedding overlaps with the shopper's loading
-            shopper, result = await asyncio.to_thread(shopper_and_answer)
+        if plan.direct:
+            answered = None
+            if ahead is not None and intent != "react_negative":
+                answered = await ahead.answer_for(plan)
+            if answered is not None:
+                shopper, result = answered
+            elif ahead is not None and ahead.shopper is not None and intent != "react_negative":
+                rec.embed_ahead(crit)
+                shopper = await ahead.shopper
+                result = await asyncio.to_thread(
+                    rec.recommend, crit, k, exclude, avoid, shopper=shopper
+                )
+            else:
+                rec.embed_ahead(crit)  # the query's embedding overlaps with the shopper's loading
+                shopper, result = await asyncio.to_thread(shopper_and_answer)
         else:
             # What to search for depends on who asks, or the request may be out of scope.
             shopper = await self.shopper(tracker, admitted)
@@ -562,7 +886,7 @@ class ActionProductDetails(TailorAction):
                 text="I haven't shown you any products yet — what are you looking for?"
             )
             return []
-        positions, invalid = self.pick(tracker, text, shown, entities)
+        positions, invalid = self.pick(text, shown, entities)
         if invalid and not positions:
             dispatcher.utter_message(
                 text=f"I only showed {len(shown)} products; which one do you mean "
@@ -618,7 +942,7 @@ class ActionCompare(TailorAction):
                 text="I need at least two products on screen to compare — what are you looking for?"
             )
             return []
-        positions, invalid = self.pick(tracker, text, shown, entities)
+        positions, invalid = self.pick(text, shown, entities)
         if invalid:
             dispatcher.utter_message(
                 text=f"I only showed {len(shown)} products, so I can't compare "
@@ -680,7 +1004,7 @@ class ActionFeedback(TailorAction):
         if not shown:
             dispatcher.utter_message(text="Glad to hear it! What can I find for you?")
             return []
-        positions, _ = self.pick(tracker, text, shown, entities)
+        positions, _ = self.pick(text, shown, entities)
         ids = [shown[i].id for i in positions] or [s.id for s in shown]
         self.log_after_reply(
             tracker,

@@ -4,6 +4,7 @@ finished what they left for after their replies (``tailor.runtime.after_reply``)
 from __future__ import annotations
 
 import abc
+import asyncio
 from typing import Any
 
 from rasa_sdk import Action, Tracker
@@ -11,6 +12,27 @@ from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
 from tailor.runtime.after_reply import AFTER_REPLY
+from tailor.runtime.hints import Pending
+
+#: Work started for a message from the Rasa server's hints, by (sender id, message id),
+#: until its action takes it (``actions.actions.Ahead``; ``tailor.runtime.hints``).
+AHEAD: Pending[Any] = Pending(size=256, ttl=30.0)
+
+
+def hinted_key(tracker: Tracker) -> tuple[str, str] | None:
+    """The key of the tracker's latest message among the hinted ones."""
+    message_id = (tracker.latest_message or {}).get("message_id")
+    return (tracker.sender_id, message_id) if isinstance(message_id, str) else None
+
+
+async def hinted_work_admitted(tracker: Tracker) -> None:
+    """Wait until the hinted observation of the tracker's latest message, if one was started,
+    has admitted it: its writes (a sign-in's profile link, stated preferences) land before the
+    action's own (a deletion must not miss them)."""
+    key = hinted_key(tracker)
+    ahead = AHEAD.get(key) if key is not None else None
+    if ahead is not None:
+        await asyncio.wait({ahead.observing.admitted})
 
 
 class SettledAction(Action, abc.ABC):
@@ -24,7 +46,13 @@ class SettledAction(Action, abc.ABC):
         reads that log; an export must show it, a deletion must not miss it), then
         :meth:`act`."""
         await AFTER_REPLY.settle(tracker.sender_id)
-        return await self.act(dispatcher, tracker, domain)
+        await hinted_work_admitted(tracker)
+        try:
+            return await self.act(dispatcher, tracker, domain)
+        finally:
+            key = hinted_key(tracker)
+            if key is not None:
+                AHEAD.discard(key)  # what this action did not take (a privacy action's)
 
     @abc.abstractmethod
     async def act(

@@ -70,6 +70,7 @@ def stacks(settings: Settings, model: Path, echo: Echo) -> Iterator[dict[str, St
     """Start the floor and the full bot side by side; stop both on exit."""
     from tailor.evaluation.stack import eval_settings
     from tailor.runtime import processes as P
+    from tailor.runtime.hints import HINTS_ENV
 
     made: dict[str, Stack] = {}
     try:
@@ -78,6 +79,8 @@ def stacks(settings: Settings, model: Path, echo: Echo) -> Iterator[dict[str, St
             actions = P.action_server(s, actions_module=module)
             actions.env["TAILOR_BOT_DIR"] = str(s.bot_dir)
             rasa = P.rasa_server(s, model)
+            if name == "floor":  # turn hints are the full bot's cost, not Rasa's
+                rasa.env[HINTS_ENV] = actions.env[HINTS_ENV] = "off"
             made[name] = Stack(name, s, [actions, rasa])
             actions.start()
             rasa.start()

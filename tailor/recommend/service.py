@@ -581,6 +581,11 @@ def get_default_recommender(settings: Settings | None = None) -> Recommender:
         return _default
 
 
+def loaded_recommender() -> Recommender | None:
+    """The process-wide recommender if it is built already (never builds it)."""
+    return _default
+
+
 def set_default_recommender(recommender: Recommender | None) -> None:
     """Install (or clear) the process-wide recommender, e.g. in tests."""
     global _default

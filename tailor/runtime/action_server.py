@@ -22,8 +22,9 @@ from rasa_sdk import utils
 from rasa_sdk.constants import APPLICATION_ROOT_LOGGER_NAME
 from rasa_sdk.endpoint import create_app_for_serve, create_argument_parser
 from rasa_sdk.executor import ActionExecutor
-from sanic import Sanic
+from sanic import HTTPResponse, Request, Sanic, json
 
+from tailor.runtime import hints
 from tailor.runtime.after_reply import AFTER_REPLY
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,21 @@ def main(argv: Sequence[str] | None = None) -> None:
         executor, cors_origins=args.cors, auto_reload=False, endpoints=args.endpoints
     )
     app.register_listener(_finish_deferred_work, "before_server_stop")
+    if os.environ.get(hints.HINTS_ENV, "on") != "off":
+        port = int(args.port)
+
+        async def listen_for_hints(_app: Sanic, _loop: object) -> None:
+            try:
+                _app.ctx.hints = await hints.listen(port)
+            except OSError as exc:  # the action call carries everything: serve without
+                log.warning("not receiving turn hints on UDP port %s: %s", port, exc)
+
+        app.register_listener(listen_for_hints, "before_server_start")
+
+    async def hint_stats(_request: Request) -> HTTPResponse:
+        return json(dict(hints.STATS))
+
+    app.add_route(hint_stats, "/hints", methods=["GET"])
     host = os.environ.get("SANIC_HOST", "0.0.0.0")
     log.info("Action endpoint is up and running on http://%s:%s", host, args.port)
     app.run(

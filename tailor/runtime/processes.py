@@ -230,6 +230,14 @@ def describe_cpus(cpus: Collection[int] | None) -> str:
     return "CPUs " + ", ".join(str(c) for c in ordered)
 
 
+def turn_hints(settings: Settings) -> str:
+    """Whether the servers use turn hints (:mod:`tailor.runtime.hints`): as set, in the
+    embedded profile; never in the production profile, whose Rasa servers reach the action
+    servers through the load balancer (a hint would not reach the replica that gets the
+    action call)."""
+    return settings.turn_hints if settings.profile == "embedded" else "off"
+
+
 def tailor_env(settings: Settings) -> dict[str, str]:
     """Environment handing our settings to child processes as ``TAILOR_*`` variables."""
     env = dict(os.environ)
@@ -249,6 +257,7 @@ def tailor_env(settings: Settings) -> dict[str, str]:
             "TAILOR_CUSTOMER_TOKEN_SECRET": settings.customer_token_secret,
             "TAILOR_DEMO_LOGIN": "true" if settings.demo_login else "false",
             "TAILOR_TEXT_CACHES": "true" if settings.text_caches else "false",
+            "TAILOR_TURN_HINTS": turn_hints(settings),
             "HF_HUB_OFFLINE": "1",
             "TRANSFORMERS_OFFLINE": "1",
             "TOKENIZERS_PARALLELISM": "false",
@@ -332,7 +341,7 @@ def rasa_server(
         cmd=cmd,
         log_path=Path(settings.home) / "logs" / "rasa.log",
         ready=lambda: _rasa_model_loaded(f"http://{settings.host}:{port}", token),
-        env=rasa_env(bot_pythonpath(settings)),
+        env=rasa_env({**bot_pythonpath(settings), "TAILOR_TURN_HINTS": turn_hints(settings)}),
         cwd=Path(settings.bot_dir),
         cpus=shares[0] if (shares := cpu_shares(settings)) else None,
     )

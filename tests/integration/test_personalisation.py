@@ -27,7 +27,7 @@ from tailor.profiles.segments import (
     assign_rule_segments,
     fit_behavioural,
 )
-from tailor.recommend.criteria import CRITERIA_SLOTS, Criteria
+from tailor.recommend.criteria import Criteria
 from tailor.recommend.personal import ShopperContext
 from tailor.recommend.service import Recommender
 from tailor.retrieval import ProductSearch
@@ -37,11 +37,11 @@ from tailor.store.catalog import get_products
 from tailor.store.events import record_events
 from tailor.store.models import Customer, CustomerSegment, Event, Product
 from tailor.store.profiles import link_channel_user, profile_for, set_personalisation
+from tests.trackers import sdk_tracker
 
 pytestmark = pytest.mark.slow
 
 SECRET = "test-secret-0123456789abcdef"
-SLOTS = (*CRITERIA_SLOTS, "shown", "seen")
 _counter = iter(range(10_000))
 
 
@@ -80,34 +80,7 @@ def tracker(
     metadata: dict[str, Any] | None = None,
     channel: str = "rest",
 ) -> Tracker:
-    values = {name: None for name in SLOTS}
-    values.update(slots or {})
-    latest = {
-        "text": text,
-        "intent": {"name": intent, "confidence": 0.99},
-        "entities": entities or [],
-        "metadata": metadata or {},
-    }
-    return Tracker.from_dict(
-        {
-            "sender_id": sender,
-            "slots": values,
-            "latest_message": latest,
-            "events": [
-                {
-                    "event": "user",
-                    "text": text,
-                    "parse_data": latest,
-                    "input_channel": channel,
-                    "metadata": metadata or {},
-                },
-            ],
-            "paused": False,
-            "followup_action": None,
-            "active_loop": {},
-            "latest_action_name": "action_listen",
-        }
-    )
+    return sdk_tracker(text, intent, sender, entities, slots, metadata, channel)
 
 
 def span(text: str, entity: str, part: str) -> dict[str, Any]:

@@ -162,12 +162,100 @@ def resolve_events_by_type_once() -> None:
     Event.resolve_by_type = staticmethod(resolve_by_type)
 
 
+#: Set to ``off`` to send no turn hints (see :func:`send_turn_hints`).
+HINTS_ENV = "TAILOR_TURN_HINTS"
+#: The largest hint sent; a bigger one (a huge ``seen`` list) is skipped, not cut.
+MAX_HINT_BYTES = 60_000
+
+
+def hint_address(url: str | None) -> tuple[str, int] | None:
+    """The UDP address turn hints go to: the action server's host and HTTP port number, for a
+    ``http://`` endpoint on this machine (a hint is only useful to the server that will get
+    the action call; behind a load balancer it would reach another replica)."""
+    from urllib.parse import urlsplit
+
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme != "http" or parts.hostname not in ("localhost", "127.0.0.1", "::1"):
+        return None
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    return ("127.0.0.1" if parts.hostname == "localhost" else parts.hostname, port or 80)
+
+
+def send_turn_hints() -> None:
+    """Patch Rasa's ``MessageProcessor.parse_message`` to tell the action server about a user
+    message twice while Rasa works on it: before its NLU runs (who sent what) and after
+    (intent, entities and the conversation's slots), as one UDP datagram each."""
+    import json
+    import socket
+
+    from rasa.core.processor import MessageProcessor
+
+    original = MessageProcessor.parse_message
+    if getattr(original, "tailor_hints", False):
+        return
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setblocking(False)
+    addresses: dict[str | None, tuple[str, int] | None] = {}
+
+    def send(address: tuple[str, int], hint: dict[str, Any]) -> None:
+        try:
+            data = json.dumps(hint, separators=(",", ":"), default=str).encode()
+            if len(data) <= MAX_HINT_BYTES:
+                sock.sendto(data, address)
+        except (OSError, TypeError, ValueError):
+            pass  # a hint is an optimisation; the action call carries everything
+
+    async def parse_message(
+        self: Any, message: Any, tracker: Any = None, only_output_properties: bool = True
+    ) -> dict[str, Any]:
+        endpoint = getattr(self, "action_endpoint", None)
+        url = getattr(endpoint, "url", None)
+        if url not in addresses:
+            addresses[url] = hint_address(url)
+        address = addresses[url]
+        if tracker is None or address is None or message.parse_data:
+            return await original(self, message, tracker, only_output_properties)
+        key = {"sender_id": message.sender_id, "message_id": message.message_id}
+        send(
+            address,
+            {
+                "hint": "message",
+                **key,
+                "text": message.text,
+                "input_channel": message.input_channel,
+                "metadata": message.metadata,
+            },
+        )
+        parse_data = await original(self, message, tracker, only_output_properties)
+        send(
+            address,
+            {
+                "hint": "parsed",
+                **key,
+                "intent": (parse_data.get("intent") or {}).get("name"),
+                "entities": parse_data.get("entities") or [],
+                "slots": tracker.current_slot_values(),
+            },
+        )
+        return parse_data
+
+    parse_message.tailor_hints = True  # type: ignore[attr-defined]
+    MessageProcessor.parse_message = parse_message
+
+
 def main() -> None:
     """Run Rasa's command line with the token from the environment."""
     from rasa.__main__ import main as rasa_main
 
     validate_action_responses_once()
     resolve_events_by_type_once()
+    if os.environ.get(HINTS_ENV, "on") != "off":
+        send_turn_hints()
 
     sys.argv = ["rasa", *rasa_argv(sys.argv[1:], os.environ.get(TOKEN_ENV, ""))]
     rasa_main()

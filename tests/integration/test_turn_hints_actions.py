@@ -1,0 +1,150 @@
+"""Actions take over the work the Rasa server's hints started, only when it is for their
+message and their inputs: the real recommender on a real demo catalog, Tracker.from_dict and
+CollectingDispatcher (only Rasa is absent; tests/e2e run the real pair)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+import actions.actions as A
+from actions.base import AHEAD
+from tailor.nlu.vocab import Vocabulary
+from tailor.recommend.service import Recommender, set_default_recommender
+from tailor.retrieval import ProductSearch
+from tailor.runtime import hints
+from tailor.runtime.after_reply import AFTER_REPLY
+from tailor.store import make_session_factory
+from tests.trackers import sdk_tracker
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def recommender(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> Iterator[Recommender]:
+    from tailor.demo import load_demo
+
+    home: Path = tmp_path_factory.mktemp("hints")
+    factory = make_session_factory(f"sqlite:///{home / 'tailor.db'}")
+    load_demo(factory, 800, 10, 42, progress=False)
+    search = ProductSearch.open(home / "index", factory, embedder, backend="flat")
+    with factory() as session:
+        vocab = Vocabulary.from_session(session)
+    rec = Recommender(search, factory, vocab, k=4)
+    set_default_recommender(rec)  # hints are handled by the process's default service
+    A._observer = None
+    yield rec
+    set_default_recommender(None)
+    A._observer = None
+
+
+def tracker(
+    text: str,
+    intent: str,
+    slots: dict[str, Any] | None = None,
+    sender: str = "hinted",
+    message_id: str = "m1",
+) -> Tracker:
+    """A tracker as the Rasa server sends it after one user message."""
+    return sdk_tracker(text, intent, sender, slots=slots, message_id=message_id)
+
+
+def hint_pair(t: Tracker, slots: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The two hints the Rasa launcher sends for ``t``'s message (``slots`` as Rasa saw
+    them; the tracker's by default)."""
+    msg = t.latest_message
+    key = {"sender_id": t.sender_id, "message_id": msg["message_id"]}
+    return [
+        {
+            "hint": "message",
+            **key,
+            "text": msg["text"],
+            "input_channel": "rest",
+            "metadata": msg["metadata"],
+        },
+        {
+            "hint": "parsed",
+            **key,
+            "intent": msg["intent"]["name"],
+            "entities": msg["entities"],
+            "slots": t.current_slot_values() if slots is None else slots,
+        },
+    ]
+
+
+def run(
+    action: Any, t: Tracker, sent: Sequence[dict[str, Any]] = ()
+) -> tuple[list[Any], list[Any]]:
+    """Dispatch ``sent`` hints, let them start, run ``action`` on ``t``: messages, events."""
+
+    async def main() -> tuple[list[Any], list[Any]]:
+        for h in sent:
+            hints.dispatch(h)
+        await asyncio.sleep(0)  # the started work runs while "Rasa" works on
+        dispatcher = CollectingDispatcher()
+        events = await action.run(dispatcher, t, {})
+        await AFTER_REPLY.drain()
+        return dispatcher.messages, events
+
+    return asyncio.run(main())
+
+
+def card_ids(messages: list[dict[str, Any]]) -> list[int]:
+    return [p["id"] for m in messages for p in ((m.get("custom") or {}).get("products") or [])]
+
+
+def test_a_hinted_recommendation_is_the_one_the_action_would_make(
+    recommender: Recommender,
+) -> None:
+    text = "running shoes under $80"
+    before = dict(hints.STATS)
+    plain_t = tracker(text, "ask_recommendation", sender=f"plain-{uuid.uuid4().hex}")
+    plain, plain_events = run(A.ActionRecommend(), plain_t)
+    hinted_t = tracker(text, "ask_recommendation", sender=f"hinted-{uuid.uuid4().hex}")
+    hinted, hinted_events = run(A.ActionRecommend(), hinted_t, hint_pair(hinted_t))
+    assert hints.STATS["answered ahead"] == before.get("answered ahead", 0) + 1
+    assert card_ids(hinted) and card_ids(hinted) == card_ids(plain)
+    assert [m.get("text") for m in hinted] == [m.get("text") for m in plain]
+    assert hinted_events == plain_events
+    assert len(AHEAD) == 0
+
+
+def test_hints_that_disagree_with_the_action_call_change_nothing(
+    recommender: Recommender,
+) -> None:
+    # the hint saw other slots (a price cap): the action searches for its own
+    text, slots = "cheaper", {"product_type": "running shoes", "query": "running shoes"}
+    plain_t = tracker(text, "refine", slots, sender=f"plain-{uuid.uuid4().hex}")
+    plain, _ = run(A.ActionRecommend(), plain_t)
+    before = hints.STATS["answered otherwise"]
+    t = tracker(text, "refine", slots, sender=f"other-{uuid.uuid4().hex}")
+    wrong = {**slots, "price_max": 20.0}
+    hinted, _ = run(A.ActionRecommend(), t, hint_pair(t, wrong))
+    assert hints.STATS["answered otherwise"] == before + 1
+    assert card_ids(hinted) == card_ids(plain)
+
+    # a hint for another text under this message's id is not taken at all
+    t2 = tracker("a yoga mat", "ask_recommendation", sender=f"forged-{uuid.uuid4().hex}")
+    forged = hint_pair(t2)
+    for h in forged:
+        h["text"] = "I hate everything"
+    before_other = hints.STATS["hinted otherwise"]
+    run(A.ActionRecommend(), t2, forged)
+    assert hints.STATS["hinted otherwise"] == before_other + 1
+    assert len(AHEAD) == 0
+
+
+def test_work_no_action_takes_is_dropped_after_the_turn(recommender: Recommender) -> None:
+    from actions.privacy import ActionMyData
+
+    t = tracker("what do you know about me?", "ask_my_data", sender=f"p-{uuid.uuid4().hex}")
+    messages, _ = run(ActionMyData(), t, hint_pair(t))
+    assert messages  # the privacy answer, as without hints
+    assert len(AHEAD) == 0
