@@ -678,7 +678,10 @@ class ActionRecommend(TailorAction):
         admitted = await observing.admitted
         if intent == "react_negative" and shown:
             # how negative the reaction is sets how strongly it demotes: wait for the score
-            await self._remember_reaction(tracker, await observing.scored(), text, shown, positions)
+            before = ahead.shopper if ahead is not None else None
+            await self._remember_reaction(
+                tracker, await observing.scored(), text, shown, positions, before
+            )
 
         def shopper_and_answer() -> tuple[ShopperContext, Recommendation]:
             # One worker thread for the turn's CPU work: threads only contend for the GIL.
@@ -787,12 +790,14 @@ class ActionRecommend(TailorAction):
         text: str,
         shown: Sequence[ShownProduct],
         positions: Sequence[int],
+        loading: Awaitable[ShopperContext] | None = None,
     ) -> None:
-        """Store a negative reaction with what it is about, so the ranking demotes it."""
+        """Store a negative reaction with what it is about, so the ranking demotes it
+        (``loading``: the shopper's context from before the reaction, if it is on its way)."""
         reaction = parse_reaction(text)
         looked_at: ShownProduct | None = None
         if not positions:
-            before = await self.shopper(tracker, obs)
+            before = await (loading if loading is not None else self.shopper(tracker, obs))
             on_screen = {s.id: s for s in shown}
             for pid, _ in reversed(before.session.positive):
                 if pid in on_screen:

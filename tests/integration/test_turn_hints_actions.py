@@ -148,3 +148,21 @@ def test_work_no_action_takes_is_dropped_after_the_turn(recommender: Recommender
     messages, _ = run(ActionMyData(), t, hint_pair(t))
     assert messages  # the privacy answer, as without hints
     assert len(AHEAD) == 0
+
+
+def test_a_hinted_negative_reaction_demotes_as_an_unhinted_one(
+    recommender: Recommender,
+) -> None:
+    def conversation(hinted: bool) -> list[int]:
+        sender = f"{'h' if hinted else 'p'}-{uuid.uuid4().hex}"
+        first = tracker("running shoes", "ask_recommendation", sender=sender, message_id="m1")
+        _, events = run(A.ActionRecommend(), first, hint_pair(first) if hinted else [])
+        slots = {e["name"]: e["value"] for e in events if e["event"] == "slot"}
+        second = tracker("I hate the colour of these", "react_negative", slots, sender, "m2")
+        messages, _ = run(A.ActionRecommend(), second, hint_pair(second) if hinted else [])
+        return card_ids(messages)
+
+    plain = conversation(False)
+    assert plain
+    assert conversation(True) == plain
+    assert len(AHEAD) == 0
