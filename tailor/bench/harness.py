@@ -101,11 +101,16 @@ def placement(stack: Stack) -> str:
     from tailor.runtime.processes import describe_cpus
 
     actions, rasa = stack.services
+    hints = (
+        "turn hints on for the full bot (the floor never hints)"
+        if rasa.env.get("TAILOR_TURN_HINTS") == "on"
+        else "turn hints off"
+    )
     if not (rasa.cpus and actions.cpus):
-        return "CPU placement: left to the scheduler"
+        return f"CPU placement: left to the scheduler; {hints}"
     return (
         f"CPU placement: Rasa servers on {describe_cpus(rasa.cpus)}, action servers on "
-        f"{describe_cpus(actions.cpus)} (TAILOR_CPU_AFFINITY=auto)"
+        f"{describe_cpus(actions.cpus)} (TAILOR_CPU_AFFINITY=auto); {hints}"
     )
 
 

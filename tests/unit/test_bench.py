@@ -276,15 +276,18 @@ def test_placement_names_each_servers_cpus(tmp_path: Path) -> None:
     from tailor.config import Settings
     from tailor.runtime.processes import Service
 
-    def svc(cpus: frozenset[int] | None) -> Service:
-        return Service("s", ["true"], tmp_path / "log", lambda: True, cpus=cpus)
+    def svc(cpus: frozenset[int] | None, hints: str = "on") -> Service:
+        service = Service("s", ["true"], tmp_path / "log", lambda: True, cpus=cpus)
+        service.env["TAILOR_TURN_HINTS"] = hints
+        return service
 
     pinned = Stack("full", Settings(home=tmp_path), [svc(frozenset({1})), svc(frozenset({0}))])
     assert placement(pinned) == (
-        "CPU placement: Rasa servers on CPU 0, action servers on CPU 1 (TAILOR_CPU_AFFINITY=auto)"
+        "CPU placement: Rasa servers on CPU 0, action servers on CPU 1 (TAILOR_CPU_AFFINITY=auto);"
+        " turn hints on for the full bot (the floor never hints)"
     )
-    free = Stack("full", Settings(home=tmp_path), [svc(None), svc(None)])
-    assert placement(free) == "CPU placement: left to the scheduler"
+    free = Stack("full", Settings(home=tmp_path), [svc(None), svc(None, "off")])
+    assert placement(free) == "CPU placement: left to the scheduler; turn hints off"
 
 
 def test_fallback_answers_count_as_errors() -> None:
