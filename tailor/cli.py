@@ -388,6 +388,11 @@ def cmd_run(args: argparse.Namespace) -> int:
                 f"{P.describe_cpus(actions.cpus)} (TAILOR_CPU_AFFINITY=off to let the "
                 "scheduler place them)"
             )
+        if P.turn_hints(settings) == "on":
+            echo(
+                "  Rasa hints the action server about each message before calling it "
+                "(TAILOR_TURN_HINTS=off to turn that off)"
+            )
         for svc in services:
             svc.start()
         for svc in services:

@@ -298,6 +298,8 @@ def test_sigterm_then_ctrl_c_stops_tailor_run_and_every_service(built_settings: 
                 time.sleep(1)
             services = _children(run.pid)
             assert len(services) == 3, services
+            if os.environ.get("TAILOR_TURN_HINTS", "on") == "on":  # it says what it set up
+                assert "TAILOR_TURN_HINTS=off" in log.read_text(errors="replace")
             everything = [p for pid in services for p in [pid, *_children(pid)]]
             assert httpx.get(f"http://{s.host}:{s.web_port}/api/health", timeout=5).json()["ok"]
 
