@@ -531,8 +531,8 @@ def _on_turn_hint(hint: dict[str, Any]) -> None:
     key = (hint["sender_id"], hint["message_id"])
     if hint["hint"] == "message":
         text = hint.get("text")
-        if not isinstance(text, str):
-            return
+        if not isinstance(text, str) or AHEAD.claimed(key):
+            return  # (claimed: the message's action has started; the hint came late)
         channel = hint.get("input_channel")
         observing = Observing.ahead(
             _default_observer(rec),

@@ -45,12 +45,14 @@ class SettledAction(Action, abc.ABC):
         """Wait for the log writes earlier turns of this conversation deferred (this turn
         reads that log; an export must show it, a deletion must not miss it), then
         :meth:`act`."""
+        key = hinted_key(tracker)
+        if key is not None:
+            AHEAD.claim(key)  # a hint arriving from now on is too late to start anything
         await AFTER_REPLY.settle(tracker.sender_id)
         await hinted_work_admitted(tracker)
         try:
             return await self.act(dispatcher, tracker, domain)
         finally:
-            key = hinted_key(tracker)
             if key is not None:
                 AHEAD.discard(key)  # what this action did not take (a privacy action's)
 

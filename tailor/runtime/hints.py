@@ -90,7 +90,12 @@ T = TypeVar("T")
 
 class Pending(Generic[T]):
     """Work started from hints, by key, until an action takes it: at most ``size`` entries,
-    none older than ``ttl`` seconds (``on_drop`` is called with each entry nobody took)."""
+    none older than ``ttl`` seconds (``on_drop`` is called with each entry nobody took).
+
+    A key an action has claimed (:meth:`claim`) stays claimed for the last ``size`` × 4
+    claims: a hint that comes after its action started (a datagram delayed behind the action
+    call) must not start the work a second time.
+    """
 
     def __init__(
         self,
@@ -104,17 +109,34 @@ class Pending(Generic[T]):
         self.on_drop = on_drop
         self.clock = clock
         self._items: OrderedDict[tuple[str, str], tuple[float, T]] = OrderedDict()
+        self._claimed: OrderedDict[tuple[str, str], None] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._items)
 
-    def put(self, key: tuple[str, str], item: T) -> None:
-        """Keep ``item`` under ``key`` (replacing, and dropping, one kept there before)."""
+    def claimed(self, key: tuple[str, str]) -> bool:
+        """Whether an action has claimed ``key`` (its hints come too late)."""
+        return key in self._claimed
+
+    def claim(self, key: tuple[str, str]) -> None:
+        """Mark ``key`` as its action's: later :meth:`put` calls for it are refused."""
+        self._claimed[key] = None
+        self._claimed.move_to_end(key)
+        while len(self._claimed) > self.size * 4:
+            self._claimed.popitem(last=False)
+
+    def put(self, key: tuple[str, str], item: T) -> bool:
+        """Keep ``item`` under ``key`` (replacing, and dropping, one kept there before); a
+        claimed key refuses it (dropped, ``False``)."""
+        if key in self._claimed:
+            self._drop(item)
+            return False
         old = self._items.pop(key, None)
         if old is not None:
             self._drop(old[1])
         self._items[key] = (self.clock(), item)
         self._expire()
+        return True
 
     def get(self, key: tuple[str, str]) -> T | None:
         """The item under ``key``, left in place (``None`` if absent or expired)."""

@@ -166,3 +166,12 @@ def test_a_hinted_negative_reaction_demotes_as_an_unhinted_one(
     assert plain
     assert conversation(True) == plain
     assert len(AHEAD) == 0
+
+
+def test_hints_that_come_after_their_action_start_nothing(recommender: Recommender) -> None:
+    t = tracker("a yoga mat", "ask_recommendation", sender=f"late-{uuid.uuid4().hex}")
+    run(A.ActionRecommend(), t)  # the action call overtook its hints
+    received = dict(hints.STATS)
+    run(A.ActionRecommend(), t, hint_pair(t))  # Rasa retried the call; the hints arrive
+    assert len(AHEAD) == 0
+    assert hints.STATS["answered ahead"] == received.get("answered ahead", 0)

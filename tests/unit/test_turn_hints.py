@@ -207,3 +207,18 @@ def test_the_setting_is_checked_and_the_production_profile_never_hints(tmp_path:
     assert P.turn_hints(embedded.replace(turn_hints="off")) == "off"
     assert P.turn_hints(embedded.replace(profile="production")) == "off"
     assert P.tailor_env(embedded)["TAILOR_TURN_HINTS"] == "on"
+
+
+def test_a_claimed_key_refuses_late_work() -> None:
+    dropped: list[str] = []
+    pending: Pending[str] = Pending(size=2, on_drop=dropped.append)
+    assert pending.put(("s", "1"), "early")
+    pending.claim(("s", "1"))  # the action started: what is kept stays takeable
+    assert pending.get(("s", "1")) == "early"
+    assert not pending.put(("s", "1"), "late")  # a hint after that starts nothing
+    assert dropped == ["late"]
+    assert pending.take(("s", "1")) == "early"
+    for i in range(2, 12):  # claims are remembered for size x 4 keys, then forgotten
+        pending.claim(("s", str(i)))
+    assert pending.claimed(("s", "11"))
+    assert not pending.claimed(("s", "1"))
