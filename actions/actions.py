@@ -19,7 +19,7 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.base import AHEAD, SettledAction
+from actions.base import AHEAD, SettledAction, hinted_key
 from tailor.config import Settings
 from tailor.marketing.triggers import Offer, TriggerEngine, get_default_engine, offer_replies
 from tailor.nlu.ordinals import parse_ordinals
@@ -500,10 +500,10 @@ AHEAD.on_drop = _dropped
 
 def take_ahead(tracker: Tracker) -> Ahead | None:
     """The work started ahead for the tracker's latest message, if it is for that message."""
-    message_id = (tracker.latest_message or {}).get("message_id")
-    if not isinstance(message_id, str):
+    key = hinted_key(tracker)
+    if key is None:
         return None
-    ahead = AHEAD.take((tracker.sender_id, message_id))
+    ahead = AHEAD.take(key)
     if ahead is None:
         hints.STATS["not hinted"] += 1
         return None
@@ -588,8 +588,16 @@ async def _answer_ahead(
     if not plan.direct or ahead.shopper is None:
         return None
     ahead.plan = plan
+    return await _search(rec, plan, ahead.shopper)
+
+
+async def _search(
+    rec: Recommender, plan: TurnPlan, loading: Awaitable[ShopperContext]
+) -> tuple[ShopperContext, Recommendation]:
+    """Search for ``plan`` and rank for the shopper whose context is ``loading`` (the
+    query's embedding starts first, so it overlaps with the loading)."""
     rec.embed_ahead(plan.crit)
-    shopper = await ahead.shopper
+    shopper = await loading
     result = await asyncio.to_thread(
         rec.recommend, plan.crit, plan.k, plan.exclude, plan.avoid, shopper=shopper
     )
@@ -688,18 +696,14 @@ class ActionRecommend(TailorAction):
             shopper = rec.shopper(tracker.sender_id, admitted.customer_id, metadata)
             return shopper, rec.recommend(crit, k, exclude, avoid, shopper=shopper)
 
+        # a reaction was stored above: what the hints loaded and searched came before it
+        hinted = ahead if intent != "react_negative" else None
         if plan.direct:
-            answered = None
-            if ahead is not None and intent != "react_negative":
-                answered = await ahead.answer_for(plan)
+            answered = await hinted.answer_for(plan) if hinted is not None else None
             if answered is not None:
                 shopper, result = answered
-            elif ahead is not None and ahead.shopper is not None and intent != "react_negative":
-                rec.embed_ahead(crit)
-                shopper = await ahead.shopper
-                result = await asyncio.to_thread(
-                    rec.recommend, crit, k, exclude, avoid, shopper=shopper
-                )
+            elif hinted is not None and hinted.shopper is not None:
+                shopper, result = await _search(rec, plan, hinted.shopper)
             else:
                 rec.embed_ahead(crit)  # the query's embedding overlaps with the shopper's loading
                 shopper, result = await asyncio.to_thread(shopper_and_answer)

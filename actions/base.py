@@ -25,12 +25,11 @@ def hinted_key(tracker: Tracker) -> tuple[str, str] | None:
     return (tracker.sender_id, message_id) if isinstance(message_id, str) else None
 
 
-async def hinted_work_admitted(tracker: Tracker) -> None:
-    """Wait until the hinted observation of the tracker's latest message, if one was started,
+async def hinted_work_admitted(key: tuple[str, str]) -> None:
+    """Wait until the hinted observation of the message under ``key``, if one was started,
     has admitted it: its writes (a sign-in's profile link, stated preferences) land before the
     action's own (a deletion must not miss them)."""
-    key = hinted_key(tracker)
-    ahead = AHEAD.get(key) if key is not None else None
+    ahead = AHEAD.get(key)
     if ahead is not None:
         await asyncio.wait({ahead.observing.admitted})
 
@@ -49,7 +48,8 @@ class SettledAction(Action, abc.ABC):
         if key is not None:
             AHEAD.claim(key)  # a hint arriving from now on is too late to start anything
         await AFTER_REPLY.settle(tracker.sender_id)
-        await hinted_work_admitted(tracker)
+        if key is not None:
+            await hinted_work_admitted(key)
         try:
             return await self.act(dispatcher, tracker, domain)
         finally:

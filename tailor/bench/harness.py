@@ -98,12 +98,13 @@ def stacks(settings: Settings, model: Path, echo: Echo) -> Iterator[dict[str, St
 
 def placement(stack: Stack) -> str:
     """Which CPUs the stack's servers run on (both bots are placed alike)."""
+    from tailor.runtime.hints import HINTS_ENV
     from tailor.runtime.processes import describe_cpus
 
     actions, rasa = stack.services
     hints = (
         "turn hints on for the full bot (the floor never hints)"
-        if rasa.env.get("TAILOR_TURN_HINTS") == "on"
+        if rasa.env.get(HINTS_ENV) == "on"
         else "turn hints off"
     )
     if not (rasa.cpus and actions.cpus):

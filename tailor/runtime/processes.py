@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 
 from tailor.config import PROJECT_ROOT, Settings
+from tailor.runtime.hints import HINTS_ENV
 from tailor.runtime.rasa import (
     bot_pythonpath,
     copy_credentials,
@@ -257,7 +258,7 @@ def tailor_env(settings: Settings) -> dict[str, str]:
             "TAILOR_CUSTOMER_TOKEN_SECRET": settings.customer_token_secret,
             "TAILOR_DEMO_LOGIN": "true" if settings.demo_login else "false",
             "TAILOR_TEXT_CACHES": "true" if settings.text_caches else "false",
-            "TAILOR_TURN_HINTS": turn_hints(settings),
+            HINTS_ENV: turn_hints(settings),
             "HF_HUB_OFFLINE": "1",
             "TRANSFORMERS_OFFLINE": "1",
             "TOKENIZERS_PARALLELISM": "false",
@@ -341,7 +342,7 @@ def rasa_server(
         cmd=cmd,
         log_path=Path(settings.home) / "logs" / "rasa.log",
         ready=lambda: _rasa_model_loaded(f"http://{settings.host}:{port}", token),
-        env=rasa_env({**bot_pythonpath(settings), "TAILOR_TURN_HINTS": turn_hints(settings)}),
+        env=rasa_env({**bot_pythonpath(settings), HINTS_ENV: turn_hints(settings)}),
         cwd=Path(settings.bot_dir),
         cpus=shares[0] if (shares := cpu_shares(settings)) else None,
     )

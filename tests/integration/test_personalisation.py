@@ -71,16 +71,8 @@ def observer(rec: Recommender) -> Observer:
     return Observer(rec.session_factory, SECRET)
 
 
-def tracker(
-    text: str,
-    intent: str,
-    sender: str,
-    entities: list[dict[str, Any]] | None = None,
-    slots: dict[str, Any] | None = None,
-    metadata: dict[str, Any] | None = None,
-    channel: str = "rest",
-) -> Tracker:
-    return sdk_tracker(text, intent, sender, entities, slots, metadata, channel)
+#: A tracker after one user message (the positional order the tests here use).
+tracker = sdk_tracker
 
 
 def span(text: str, entity: str, part: str) -> dict[str, Any]:
