@@ -48,6 +48,7 @@ from tailor.recommend.render import (
 )
 from tailor.recommend.scope import is_bare_product_phrase, is_grounded, is_product_request
 from tailor.recommend.service import (
+    ProductDetails,
     Recommendation,
     Recommender,
     get_default_recommender,
@@ -271,6 +272,34 @@ class TailorAction(SettledAction):
             self.recommender.shopper, tracker.sender_id, obs.customer_id, self.metadata(tracker)
         )
 
+    async def scope(self, ahead: Ahead | None, u: Understanding, text: str) -> float:
+        """How close the message (``u``, understood from ``text``) is to the catalog: what the
+        hints started computing, if anything (it is for the same text), else computed now."""
+        if ahead is not None and ahead.scope is not None:
+            hints.STATS["scope ahead"] += 1
+            try:
+                return await ahead.scope
+            except Exception:
+                log.exception(
+                    "the closeness computed ahead for %s failed", ahead.observing.sender_id
+                )
+        return await asyncio.to_thread(self.recommender.catalog_similarity, u.semantic or text)
+
+    async def details(self, ahead: Ahead | None, ids: Sequence[int]) -> list[ProductDetails]:
+        """Details of the products ``ids``: the ones the hints started reading, if they are
+        these products (see :func:`peek_ahead`), else read now."""
+        if ahead is not None and ahead.details is not None:
+            hinted_ids, reading = ahead.details
+            if hinted_ids == tuple(ids):
+                hints.STATS["details ahead"] += 1
+                try:
+                    return await reading
+                except Exception:
+                    log.exception("the details read ahead for products %s failed", list(ids))
+            else:
+                hints.STATS["details otherwise"] += 1
+        return await asyncio.to_thread(self.recommender.details, list(ids))
+
     @abc.abstractmethod
     def name(self) -> str:
         """The action name declared in the domain."""
@@ -342,6 +371,29 @@ def slot_changes(tracker: Tracker, values: dict[str, Any]) -> list[EventType]:
     is stored, replayed and sent back to us on every later turn, so unchanged ones cost."""
     current = tracker.current_slot_values()
     return [SlotSet(name, value) for name, value in values.items() if current.get(name) != value]
+
+
+def details_positions(
+    text: str, shown: Sequence[ShownProduct], entities: Sequence[Entity]
+) -> tuple[list[int], list[int]]:
+    """The product a details request is about (at most one position, 0-based) and any
+    out-of-range positions (1-based): none when the shopper must be asked which one."""
+    positions, invalid = TailorAction.pick(text, shown, entities)
+    if not positions and not invalid and len(shown) == 1:
+        positions = [0]
+    return positions[:1], invalid
+
+
+def compare_positions(
+    text: str, shown: Sequence[ShownProduct], entities: Sequence[Entity]
+) -> tuple[list[int], list[int]]:
+    """The products a comparison is about (0-based; the first two unless two or more are
+    named, one named is compared with the first or second) and any out-of-range positions
+    (1-based). Needs two or more products shown."""
+    positions, invalid = TailorAction.pick(text, shown, entities)
+    if not invalid and len(positions) < 2:
+        positions = [0, 1] if not positions else sorted({positions[0], 0 if positions[0] else 1})
+    return positions, invalid
 
 
 def turn_intent(
@@ -471,6 +523,11 @@ class Ahead:
     shopper: asyncio.Task[ShopperContext] | None = None
     plan: TurnPlan | None = None
     answer: asyncio.Task[tuple[ShopperContext, Recommendation] | None] | None = None
+    #: An out-of-scope or unsure message's closeness to the catalog (``catalog_similarity``
+    #: of its understood text).
+    scope: asyncio.Task[float] | None = None
+    #: The products a details or comparison request is about, and their details.
+    details: tuple[tuple[int, ...], asyncio.Task[list[ProductDetails]]] | None = None
 
     async def answer_for(self, plan: TurnPlan) -> tuple[ShopperContext, Recommendation] | None:
         """The answer started ahead, if it searched for exactly what ``plan`` searches for."""
@@ -490,7 +547,8 @@ class Ahead:
 
 def _dropped(ahead: Ahead) -> None:
     # nobody took it: no action came for this message (or Rasa failed before calling one)
-    for task in (ahead.answer, ahead.shopper, ahead.understood):
+    details = ahead.details[1] if ahead.details is not None else None
+    for task in (ahead.answer, ahead.shopper, ahead.understood, ahead.scope, details):
         if task is not None:
             task.cancel()
 
@@ -513,6 +571,17 @@ def take_ahead(tracker: Tracker) -> Ahead | None:
         return None
     intent, _, _ = TailorAction.latest(tracker)
     ahead.observing.intent = intent
+    return ahead
+
+
+def peek_ahead(tracker: Tracker) -> Ahead | None:
+    """The work started ahead for the tracker's latest message, if it is for that message,
+    left in place for :func:`take_ahead` (an action reads its details or scope before it
+    observes the message)."""
+    key = hinted_key(tracker)
+    ahead: Ahead | None = AHEAD.get(key) if key is not None else None
+    if ahead is None or not ahead.observing.matches(tracker):
+        return None
     return ahead
 
 
@@ -566,6 +635,14 @@ def _on_turn_hint(hint: dict[str, Any]) -> None:
             return
         if intent in SCORED_INTENTS:
             hinted.observing.start_scoring()  # the turn waits for the score
+        if intent in SCOPE_INTENTS:
+            if hinted.scope is None and hinted.understood is not None:
+                hinted.scope = asyncio.create_task(_scope_ahead(rec, hinted, key, slots, entities))
+            return
+        if intent in DETAILS_INTENTS:
+            if hinted.details is None:
+                hinted.details = _details_ahead(rec, hinted.observing.text, intent, slots, entities)
+            return
         if intent not in AHEAD_INTENTS:
             return
         if hinted.shopper is None:
@@ -604,6 +681,49 @@ async def _search(
     return shopper, result
 
 
+async def _scope_ahead(
+    rec: Recommender, ahead: Ahead, key: tuple[str, str], slots: dict[str, Any], raw: list[Any]
+) -> float:
+    """How close an out-of-scope or unsure message is to the catalog (0 for a bare product
+    phrase, which is a request whatever its closeness); when that makes it a product request
+    (:class:`ActionOutOfScope`), its answer is started too."""
+    assert ahead.understood is not None
+    u = await ahead.understood
+    bare = is_bare_product_phrase(u)
+    similarity = (
+        0.0
+        if bare
+        else await asyncio.to_thread(rec.catalog_similarity, u.semantic or ahead.observing.text)
+    )
+    # (claimed: the message's action has started, and plans its answer itself)
+    if (bare or is_product_request(u, similarity)) and not (ahead.answer or AHEAD.claimed(key)):
+        if ahead.shopper is None:
+            ahead.shopper = asyncio.create_task(_shopper_ahead(rec, ahead.observing))
+        ahead.answer = asyncio.create_task(
+            _answer_ahead(rec, ahead, "ask_recommendation", slots, raw)
+        )
+    return similarity
+
+
+def _details_ahead(
+    rec: Recommender, text: str, intent: str, slots: dict[str, Any], raw: list[Any]
+) -> tuple[tuple[int, ...], asyncio.Task[list[ProductDetails]]] | None:
+    """Start reading the details a details or comparison request will show (``None`` when it
+    will ask which products first)."""
+    shown = shown_from_slot(slots.get("shown"))
+    entities = [Entity.from_rasa(e) for e in raw if isinstance(e, dict)]
+    if intent == "compare":
+        if len(shown) < 2:
+            return None
+        positions, invalid = compare_positions(text, shown, entities)
+    else:
+        positions, invalid = details_positions(text, shown, entities)
+    if not positions or (invalid and intent == "compare"):
+        return None
+    ids = tuple(shown[i].id for i in positions)
+    return ids, asyncio.create_task(asyncio.to_thread(rec.details, list(ids)))
+
+
 async def _shopper_ahead(rec: Recommender, observing: Observing) -> ShopperContext:
     admitted = await observing.admitted
     return await asyncio.to_thread(
@@ -616,6 +736,11 @@ async def _shopper_ahead(rec: Recommender, observing: Observing) -> ShopperConte
 IDLE_AHEAD = 1
 #: Intents whose action is a plain recommendation turn (bot/data/rules.yml).
 AHEAD_INTENTS = frozenset({"ask_recommendation", "refine", "affirm"})
+#: Intents whose action first asks how close the message is to the catalog
+#: (:class:`ActionOutOfScope`).
+SCOPE_INTENTS = frozenset({"out_of_scope", "nlu_fallback"})
+#: Intents whose action shows details of products shown before (bot/data/rules.yml).
+DETAILS_INTENTS = frozenset({"ask_product_details", "compare"})
 #: Intents whose turn waits for the message's sentiment (a reaction's strength, feedback).
 SCORED_INTENTS = frozenset({"react_negative", "react_positive"})
 
@@ -855,10 +980,12 @@ class ActionOutOfScope(ActionRecommend):
     ) -> list[EventType]:
         intent, text, _ = self.latest(tracker)
         rec = self.recommender
-        u = await asyncio.to_thread(rec.understanding.understand, text)
-        if is_bare_product_phrase(u) or is_product_request(
-            u, await asyncio.to_thread(rec.catalog_similarity, u.semantic or text)
-        ):
+        ahead = peek_ahead(tracker)  # (the hints' understanding and closeness, if any)
+        if ahead is not None and ahead.understood is not None:
+            u = await ahead.understood
+        else:
+            u = await asyncio.to_thread(rec.understanding.understand, text)
+        if is_bare_product_phrase(u) or is_product_request(u, await self.scope(ahead, u, text)):
             return await self.recommend(dispatcher, tracker, "ask_recommendation", u)
         await self.observe(tracker)
         fallback = intent == "nlu_fallback"
@@ -884,6 +1011,7 @@ class ActionProductDetails(TailorAction):
     async def act(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
+        ahead = peek_ahead(tracker)  # before observe() takes it
         redirected = await self.bare_request(dispatcher, tracker)
         if redirected is not None:
             return redirected
@@ -895,32 +1023,20 @@ class ActionProductDetails(TailorAction):
                 text="I haven't shown you any products yet — what are you looking for?"
             )
             return []
-        positions, invalid = self.pick(text, shown, entities)
-        if invalid and not positions:
+        positions, invalid = details_positions(text, shown, entities)
+        if not positions:
             dispatcher.utter_message(
-                text=f"I only showed {len(shown)} products; which one do you mean "
-                f"(1–{len(shown)})?",
+                text=f"I only showed {len(shown)} products; which one do you mean (1–{len(shown)})?"
+                if invalid
+                else "Which one? Say “the first one”, “the second one”…",
                 buttons=[
                     quick(f"#{i + 1}", f"tell me more about number {i + 1}")
                     for i in range(len(shown))
                 ],
             )
             return []
-        if not positions:
-            if len(shown) == 1:
-                positions = [0]
-            else:
-                dispatcher.utter_message(
-                    text="Which one? Say “the first one”, “the second one”…",
-                    buttons=[
-                        quick(f"#{i + 1}", f"tell me more about number {i + 1}")
-                        for i in range(len(shown))
-                    ],
-                )
-                return []
-        rec = self.recommender
         product_id = shown[positions[0]].id
-        details = await asyncio.to_thread(rec.details, [product_id])
+        details = await self.details(ahead, [product_id])
         if not details:
             dispatcher.utter_message(text="Sorry, that product is no longer in the catalog.")
             return []
@@ -940,6 +1056,7 @@ class ActionCompare(TailorAction):
     async def act(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
+        ahead = peek_ahead(tracker)  # before observe() takes it
         redirected = await self.bare_request(dispatcher, tracker)
         if redirected is not None:
             return redirected
@@ -951,7 +1068,7 @@ class ActionCompare(TailorAction):
                 text="I need at least two products on screen to compare — what are you looking for?"
             )
             return []
-        positions, invalid = self.pick(text, shown, entities)
+        positions, invalid = compare_positions(text, shown, entities)
         if invalid:
             dispatcher.utter_message(
                 text=f"I only showed {len(shown)} products, so I can't compare "
@@ -959,13 +1076,8 @@ class ActionCompare(TailorAction):
                 + "."
             )
             return []
-        if len(positions) < 2:
-            positions = (
-                [0, 1] if not positions else sorted({positions[0], 0 if positions[0] else 1})
-            )
-        rec = self.recommender
         ids = [shown[i].id for i in positions]
-        items = await asyncio.to_thread(rec.details, ids)
+        items = await self.details(ahead, ids)
         if len(items) < 2:
             dispatcher.utter_message(
                 text="Sorry, one of those products is no longer in the catalog."

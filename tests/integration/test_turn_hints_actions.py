@@ -79,15 +79,29 @@ def hint_pair(t: Tracker, slots: dict[str, Any] | None = None) -> list[dict[str,
     ]
 
 
+async def _finish_ahead(key: tuple[str, str]) -> None:
+    """Wait until every task the hints started for ``key`` is done (tasks may start more)."""
+    while (ahead := AHEAD.get(key)) is not None:
+        details = ahead.details[1] if ahead.details is not None else None
+        tasks = [ahead.understood, ahead.shopper, ahead.scope, ahead.answer, details]
+        pending = [t for t in tasks if t is not None and not t.done()]
+        if not pending:
+            return
+        await asyncio.wait(pending)
+
+
 def run(
-    action: Any, t: Tracker, sent: Sequence[dict[str, Any]] = ()
+    action: Any, t: Tracker, sent: Sequence[dict[str, Any]] = (), finish: bool = False
 ) -> tuple[list[Any], list[Any]]:
-    """Dispatch ``sent`` hints, let them start, run ``action`` on ``t``: messages, events."""
+    """Dispatch ``sent`` hints, let them start (with ``finish``, let them finish: Rasa took
+    long enough), run ``action`` on ``t``: messages, events."""
 
     async def main() -> tuple[list[Any], list[Any]]:
         for h in sent:
             hints.dispatch(h)
         await asyncio.sleep(0)  # the started work runs while "Rasa" works on
+        if finish:
+            await _finish_ahead((t.sender_id, t.latest_message["message_id"]))
         dispatcher = CollectingDispatcher()
         events = await action.run(dispatcher, t, {})
         await AFTER_REPLY.drain()
@@ -175,3 +189,75 @@ def test_hints_that_come_after_their_action_start_nothing(recommender: Recommend
     run(A.ActionRecommend(), t, hint_pair(t))  # Rasa retried the call; the hints arrive
     assert len(AHEAD) == 0
     assert hints.STATS["answered ahead"] == received.get("answered ahead", 0)
+
+
+def _shown_after(query: str, sender: str) -> dict[str, Any]:
+    """The slots after a recommendation for ``query`` (no hints)."""
+    first = tracker(query, "ask_recommendation", sender=sender, message_id="m0")
+    _, events = run(A.ActionRecommend(), first)
+    return {e["name"]: e["value"] for e in events if e["event"] == "slot"}
+
+
+@pytest.mark.parametrize(
+    ("action", "text", "intent"),
+    [
+        (A.ActionProductDetails, "tell me more about the second one", "ask_product_details"),
+        (A.ActionCompare, "compare the first and the third", "compare"),
+        (A.ActionCompare, "compare them", "compare"),
+    ],
+)
+def test_hinted_details_are_the_ones_the_action_would_show(
+    recommender: Recommender, action: Any, text: str, intent: str
+) -> None:
+    shown = {"shown": _shown_after("running shoes", f"shown-{uuid.uuid4().hex}")["shown"]}
+    assert len(shown["shown"]) >= 3
+    plain, _ = run(action(), tracker(text, intent, shown, sender=f"plain-{uuid.uuid4().hex}"))
+    before = dict(hints.STATS)
+    t = tracker(text, intent, shown, sender=f"hinted-{uuid.uuid4().hex}")
+    hinted, events = run(action(), t, hint_pair(t), finish=True)
+    assert hints.STATS["details ahead"] == before.get("details ahead", 0) + 1
+    assert hinted == plain and plain[0].get("custom")
+    assert events == []
+    assert len(AHEAD) == 0
+
+
+def test_details_hinted_for_other_products_are_not_shown(recommender: Recommender) -> None:
+    shown = _shown_after("running shoes", f"shown-{uuid.uuid4().hex}")["shown"]
+    text, intent = "tell me more about the first one", "ask_product_details"
+    plain, _ = run(
+        A.ActionProductDetails(),
+        tracker(text, intent, {"shown": shown}, sender=f"plain-{uuid.uuid4().hex}"),
+    )
+    before = hints.STATS["details otherwise"]
+    t = tracker(text, intent, {"shown": shown}, sender=f"other-{uuid.uuid4().hex}")
+    # the hint saw the products in another order: it read the details of another product
+    hinted, _ = run(A.ActionProductDetails(), t, hint_pair(t, {"shown": shown[::-1]}), True)
+    assert hints.STATS["details otherwise"] == before + 1
+    assert hinted == plain
+
+
+@pytest.mark.parametrize(
+    ("text", "intent", "is_request"),
+    [
+        ("yoga mat", "nlu_fallback", True),  # a bare product phrase
+        ("I need some good running shoes for a marathon", "out_of_scope", True),
+        ("what's the weather like?", "out_of_scope", False),
+    ],
+)
+def test_a_hinted_out_of_scope_message_is_answered_as_without_hints(
+    recommender: Recommender, text: str, intent: str, is_request: bool
+) -> None:
+    plain, plain_events = run(
+        A.ActionOutOfScope(), tracker(text, intent, sender=f"plain-{uuid.uuid4().hex}")
+    )
+    assert bool(card_ids(plain)) == is_request
+    before = dict(hints.STATS)
+    t = tracker(text, intent, sender=f"hinted-{uuid.uuid4().hex}")
+    hinted, events = run(A.ActionOutOfScope(), t, hint_pair(t), finish=True)
+    assert hinted == plain
+    assert events == plain_events
+    answered = hints.STATS["answered ahead"] - before.get("answered ahead", 0)
+    assert answered == (1 if is_request else 0)
+    scoped = hints.STATS["scope ahead"] - before.get("scope ahead", 0)
+    assert scoped == (0 if text == "yoga mat" else 1)  # a bare phrase needs no closeness
+    assert len(AHEAD) == 0
