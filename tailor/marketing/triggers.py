@@ -68,6 +68,8 @@ SHOPPER_KINDS: frozenset[str] = frozenset(
 )
 #: Rule types built on the predictive scores (tailor.profiles.predict).
 PREDICTIVE: frozenset[str] = frozenset({"restock_due", "retention"})
+#: Rule types that can apply to an anonymous shopper (a cart is kept by sender id too).
+ANONYMOUS_SUBJECTS: frozenset[str] = frozenset({"abandoned_cart"})
 #: Outcomes measured after a trigger, in funnel order.
 OUTCOMES: tuple[str, ...] = ("click", "cart", "purchase")
 
@@ -326,7 +328,7 @@ class TriggerEngine:
                     at,
                 )
             return None
-        if customer_id is None:
+        if customer_id is None:  # (only ANONYMOUS_SUBJECTS rules get past here)
             return None  # predictions need a customer's history
         if rule.type == "restock_due":
             due = self.predict.restock_due(
@@ -401,6 +403,8 @@ class TriggerEngine:
         verified identity."""
         now = now or datetime.now(UTC)
         for rule in self.config.rules:
+            if customer_id is None and rule.type not in ANONYMOUS_SUBJECTS:
+                continue  # (its subject needs a customer's history: no queries to know that)
             if CHAT not in rule.channels or not self.usable(rule):
                 continue
             with self._lock, self.factory() as session:

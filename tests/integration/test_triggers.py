@@ -328,3 +328,38 @@ def test_context_rule_moves_matching_products_up(rec: Recommender) -> None:
     at_seven, reasons = coffee_share(7)
     assert at_seven > at_noon and noon_reasons == []
     assert reasons and all(r.startswith("A morning pick") for r in reasons)
+
+
+def test_an_anonymous_greeting_only_queries_for_rules_it_can_meet(
+    rec: Recommender, customer: Customer
+) -> None:
+    from sqlalchemy import event
+
+    from tailor.config import PROJECT_ROOT
+    from tailor.marketing.rules import load_trigger_config
+
+    every = load_trigger_config(PROJECT_ROOT / "triggers.toml")
+    assert {r.type for r in every.rules} >= {"abandoned_cart", "restock_due", "retention"}
+    carts = replace(every, rules=[r for r in every.rules if r.type == "abandoned_cart"])
+    bind = rec.session_factory.kw["bind"]
+
+    def statements(config: Any, customer_id: int | None) -> int:
+        seen: list[str] = []
+
+        def count(*args: Any) -> None:
+            seen.append(args[2])
+
+        event.listen(bind, "before_cursor_execute", count)
+        try:
+            offer = TriggerEngine(config, rec).conversation_offer(
+                "anon-greeted", customer_id, "rest", {}, now=NOW
+            )
+        finally:
+            event.remove(bind, "before_cursor_execute", count)
+        assert offer is None
+        return len(seen)
+
+    # a stranger can only have left a cart: the restock and win-back rules cost no query
+    assert statements(every, None) == statements(carts, None) > 0
+    # a known customer is checked against every rule
+    assert statements(every, customer.id) > statements(carts, customer.id)
