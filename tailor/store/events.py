@@ -6,7 +6,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from typing import Any
 
 from sqlalchemy import delete, insert, select
@@ -61,6 +61,26 @@ def event_rows(
         }
         for rank, pid in enumerate(ids)
     ]
+
+
+def _settle(done: Future[None], exc: BaseException | None = None) -> None:
+    """Report a submission's outcome, unless its waiter has given up on it (an event loop
+    that closed cancels the futures it awaited): the writer thread must go on."""
+    try:
+        if exc is None:
+            done.set_result(None)
+        else:
+            done.set_exception(exc)
+    except InvalidStateError:
+        pass
+
+
+def insert_event_rows(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert event rows (:func:`event_rows`) in their order, in ``session``'s transaction."""
+    if rows:
+        # the table's INSERT, not the ORM's bulk insert: that one regroups rows by the keys
+        # they set, and the rows must keep their order (their ids)
+        session.execute(insert(_EVENTS), list(rows))
 
 
 def record_events(
@@ -143,19 +163,17 @@ class EventWriter:
                     try:
                         self._write(rows)
                     except Exception as exc:
-                        done.set_exception(exc)
+                        _settle(done, exc)
                     else:
-                        done.set_result(None)
+                        _settle(done)
             else:
                 for _, done in batch:
-                    done.set_result(None)
+                    _settle(done)
 
     def _write(self, rows: list[dict[str, Any]]) -> None:
         def write() -> None:
             with self._factory() as session, session.begin():
-                # the table's INSERT, not the ORM's bulk insert: that one regroups rows by the
-                # keys they set, and the rows must keep their order (their ids)
-                session.execute(insert(_EVENTS), rows)
+                insert_event_rows(session, rows)
 
         with_retry(write, f"writing {len(rows)} event rows")
         self.transactions += 1

@@ -74,3 +74,23 @@ def test_nothing_to_write_is_done_at_once(factory: sessionmaker[Session]) -> Non
         EventWriter(factory, max_rows=0)
     with pytest.raises(ValueError, match="Unknown event kind"):
         event_rows("shwon", "x", [])
+
+
+def test_a_cancelled_waiter_does_not_stop_the_writer(factory: sessionmaker[Session]) -> None:
+    """An event loop that closes cancels the futures it awaited; the rows are still written
+    and the writer thread goes on with the next submissions."""
+    import threading
+
+    writer = EventWriter(factory)
+    gate = threading.Event()
+    writer.submit(event_rows("message", "c-0", [], {"text": "hold"}, None)).add_done_callback(
+        lambda _f: gate.wait(5)
+    )  # keeps the writer busy until the next submission is cancelled
+    given_up = writer.submit(event_rows("message", "c-1", [], {"text": "cancelled"}, None))
+    assert given_up.cancel()
+    gate.set()
+    writer.submit(event_rows("message", "c-2", [], {"text": "after"}, None)).result(timeout=10)
+    with factory() as s:
+        texts = [e.payload["text"] for e in s.scalars(select(Event).order_by(Event.id))]
+    assert texts == ["hold", "cancelled", "after"]
+    assert writer._thread is not None and writer._thread.is_alive()
