@@ -945,14 +945,14 @@ class ActionRecommend(TailorAction):
         else:
             targets = list(shown)
         strength = -obs.sentiment.score if obs.sentiment is not None else 0.5
+        rows: list[dict[str, Any]] = []
         for product in targets:
             value: Any = None
             if reaction.aspect == "colour":
                 value = product.colour
             elif reaction.aspect == "brand":
                 value = product.brand
-            await asyncio.to_thread(
-                self.recommender.record,
+            rows += event_rows(
                 "feedback",
                 tracker.sender_id,
                 [product.id],
@@ -965,6 +965,8 @@ class ActionRecommend(TailorAction):
                 obs.customer_id,
                 round(-abs(strength), 4),
             )
+        if rows:  # one transaction for every product the reaction is about
+            await asyncio.to_thread(self.recommender.record_rows, rows)
 
 
 class ActionOutOfScope(ActionRecommend):

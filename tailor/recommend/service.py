@@ -43,7 +43,7 @@ from tailor.retrieval.lexical import LexicalIndex, open_lexical
 from tailor.retrieval.text import product_text
 from tailor.store import make_session_factory
 from tailor.store.catalog import ProductCache, get_products
-from tailor.store.events import EventWriter, record_events
+from tailor.store.events import EventWriter, insert_event_rows, record_events
 from tailor.store.models import Product
 from tailor.store.retry import with_retry
 
@@ -543,6 +543,20 @@ class Recommender:
             with_retry(write, f"recording a {kind} event")
         except SQLAlchemyError:  # the reply matters more than the log line
             log.exception("could not record %s event for %s", kind, sender_id)
+
+    def record_rows(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Store event rows (:func:`~tailor.store.events.event_rows`) now, in one
+        transaction, for what this turn's ranking must already read (a negative reaction);
+        failures are logged, not raised."""
+
+        def write() -> None:
+            with self.session_factory.begin() as session:
+                insert_event_rows(session, rows)
+
+        try:
+            with_retry(write, f"recording {len(rows)} event rows")
+        except SQLAlchemyError:  # the reply matters more than the log line
+            log.exception("could not record %d event rows", len(rows))
 
     async def log_later(self, rows: Sequence[dict[str, Any]]) -> None:
         """Write event rows (:func:`~tailor.store.events.event_rows`) through the batching

@@ -196,6 +196,51 @@ async def test_negative_colour_reaction_demotes_that_colour(rec: Recommender) ->
     assert labels[-1] == "negative" and len(labels) == 2  # every message scored and stored
 
 
+async def test_a_reaction_to_everything_shown_is_stored_for_each_product_at_once(
+    rec: Recommender,
+) -> None:
+    """ "I hate these": one feedback event per product shown (rank 0 each, the message's
+    negative score as value), written in one transaction before the new picks are ranked."""
+    from sqlalchemy import event
+
+    obs = Observer(rec.session_factory, SECRET)
+    text, entities = jacket_request()
+    sender = fresh_sender("all")
+    d, slots = await run(
+        ActionRecommend(rec, obs), tracker(text, "ask_recommendation", sender, entities)
+    )
+    first = [c["id"] for c in cards(d)]
+    assert len(first) >= 2
+    bind = rec.session_factory.kw["bind"]
+    commits: list[int] = []
+
+    def count_feedback_commit(conn: Any) -> None:
+        commits.append(1)
+
+    d2 = CollectingDispatcher()
+    reaction = "I hate these, awful"
+    event.listen(bind, "commit", count_feedback_commit)
+    try:
+        await ActionRecommend(rec, obs).run(
+            d2, tracker(reaction, "react_negative", sender, slots=slots), {}
+        )
+    finally:
+        event.remove(bind, "commit", count_feedback_commit)
+    assert cards(d2)
+    with rec.session_factory() as s:
+        fb = s.scalars(
+            select(Event)
+            .where(Event.sender_id == sender, Event.kind == "feedback")
+            .order_by(Event.id)
+        ).all()
+    assert [e.product_id for e in fb] == first
+    assert all(e.payload["rank"] == 0 and e.payload["polarity"] == "negative" for e in fb)
+    assert len({e.value for e in fb}) == 1 and fb[0].value is not None and fb[0].value < 0
+    # the feedback rows and the admission of the message; the rest waits for the reply
+    assert len(commits) <= 2
+    await AFTER_REPLY.drain()
+
+
 async def test_positive_reaction_promotes_look_alikes(rec: Recommender) -> None:
     obs = Observer(rec.session_factory, SECRET)
     text, entities = jacket_request()
