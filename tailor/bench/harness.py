@@ -3,8 +3,9 @@
 In one run it starts two private stacks over copies of the embedded database — (a) the floor:
 Rasa + an action server whose actions do nothing (``tailor.bench.noop_actions``), and (b) the
 full bot — and drives both through the REST webhook with the same scripted conversations at
-each concurrency. A level runs in rounds (at one shopper, six of four conversations), each
-round on both bots in turn and the order alternating, so drift of the machine hits both.
+each concurrency. A level runs in four to six rounds (at one shopper, six of four
+conversations; at 32 shoppers, four of 64), each round on both bots in turn and the order
+alternating, so drift of the machine hits both.
 It reports p50/p95/p99, throughput and errors, the ratios against the targets (full p50 ≤
 1.3 × floor p50, full p95 ≤ 1.5 × floor p95, no errors), the growth of latency along one long
 conversation, and optionally where the CPU time goes (py-spy, by stage). A markdown report
@@ -32,6 +33,7 @@ from tailor.bench.turns import (
     drive,
     drive_long,
     growth,
+    level_size,
     merge_runs,
     rounds,
 )
@@ -212,7 +214,7 @@ def run_bench(
         for stack in bots.values():  # one conversation each before measuring
             asyncio.run(drive(stack.settings.rasa_url, conversations(2), 2, stack.name))
         for c in levels:
-            convs = conversations(max(min_conversations, 2 * c))
+            convs = conversations(level_size(c, min_conversations))
             parts = rounds(convs, c)
             echo(
                 f"  floor and full × {c:2d} shoppers: {sum(map(len, convs))} turns each, "

@@ -12,11 +12,13 @@ import pytest
 from tailor.bench.profile import ACTION_STAGES, RASA_STAGES, classify, fold
 from tailor.bench.turns import (
     MAX_ROUNDS,
+    MIN_ROUNDS,
     SCRIPTS,
     RunResult,
     Turn,
     conversations,
     growth,
+    level_size,
     merge_runs,
     percentile,
     rounds,
@@ -171,6 +173,19 @@ def test_rounds_hold_every_conversation_once_with_alternating_order(
     assert all(a == tuple(reversed(b)) for a, b in itertools.pairwise(orders))
     with pytest.raises(ValueError):
         rounds(convs, 0)
+
+
+@pytest.mark.parametrize("minimum", [0, 1, 12, 24, 100])
+@pytest.mark.parametrize("concurrency", [1, 2, 8, 32])
+def test_every_level_runs_in_several_rounds(minimum: int, concurrency: int) -> None:
+    size = level_size(concurrency, minimum)
+    assert size >= minimum
+    parts = rounds([[str(i)] for i in range(size)], concurrency)
+    assert len(parts) >= MIN_ROUNDS  # both bots alternate, whatever the level
+    # no more conversations than the larger of the two needs
+    assert size == minimum or len(rounds([["x"]] * (size - 1), concurrency)) < MIN_ROUNDS
+    with pytest.raises(ValueError):
+        level_size(0, minimum)
 
 
 def test_merge_runs_keeps_every_turn_and_sums_wall_time() -> None:
