@@ -231,7 +231,7 @@ class QualityRun:
             sets.append((f"UCI {name}", load_uci(self.files.uci / f"{name}_labelled.txt"), True))
         sets.append(("UCI all", load_uci(self.files.uci), True))
         sets.append(("shopping reactions, held out", heldout, False))
-        report = run_sentiment_eval(None, sets, calibration=heldout)
+        report = run_sentiment_eval(None, sets, calibration=heldout, settings=self.settings)
         plot = self.plots / "sentiment_neutral_reliability.png"
         _plot_reliability(report.neutral_bins, plot, "p(neutral) on held-out shopping reactions")
         conf_plot = self.plots / "sentiment_confusion.png"

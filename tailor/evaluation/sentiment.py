@@ -9,6 +9,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tailor.evaluation.metrics import (
     ReliabilityBin,
@@ -20,6 +21,9 @@ from tailor.evaluation.metrics import (
     reliability_bins,
 )
 from tailor.sentiment.data import Row
+
+if TYPE_CHECKING:
+    from tailor.config import Settings
 
 __all__ = ["SentimentEvalRow", "SentimentReport", "run_sentiment_eval", "score_rows"]
 
@@ -101,15 +105,19 @@ def run_sentiment_eval(
     model_path: str | Path | None,
     sets: Sequence[tuple[str, Sequence[Row], bool]],
     calibration: Sequence[Row] = (),
+    settings: Settings | None = None,
 ) -> SentimentReport:
     """Score the model at ``model_path`` (default: the shipped one) on each ``(name, rows,
-    binary)`` set and calibrate p(neutral) on ``calibration`` (3-class rows)."""
-    from tailor.sentiment import SentimentModel, default_model_path
+    binary)`` set and calibrate p(neutral) on ``calibration`` (3-class rows). The model runs
+    as the bot runs it: on the backend ``settings`` (default: the environment's) configure."""
+    from tailor.config import Settings
+    from tailor.sentiment import default_model_path, model_for
 
     started = time.monotonic()
+    settings = settings or Settings.load()
     path = Path(model_path) if model_path else default_model_path()
-    model = SentimentModel.load(path)
-    report = SentimentReport(model=str(path))
+    model = model_for(settings, path, bulk=True)
+    report = SentimentReport(model=f"{path} ({settings.sentiment_backend})")
     labels = list(model.labels)
     for name, rows, binary in sets:
         if not rows:

@@ -80,21 +80,32 @@ def export_onnx(model_path: str | Path, out_dir: str | Path, quantize: bool = Fa
     if not (fp32.is_file() and stamp.is_file()):
         _export_fp32(src, fp32)
     if quantize:
-        from onnxruntime.quantization import QuantType, quantize_dynamic
+        quantize_matmuls(fp32, target)
+    stamp.write_text(json.dumps({"version": EXPORT_VERSION, "source": str(src)}), "utf-8")
+    return target
 
-        fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=out)
-        os.close(fd)
-        # per-channel int8 weights of the matrix products only: the embedding lookup and
-        # the rest stay fp32 (measured: top-10 agreement 0.93 vs 0.87 for the default)
+
+def quantize_matmuls(src: Path, target: Path) -> Path:
+    """Write an int8 copy of the ONNX model ``src`` to ``target`` (atomically): dynamic
+    quantisation, per-channel int8 weights of the matrix products only; the embedding
+    lookup and the rest stay fp32 (measured on the query embedder: top-10 agreement 0.93
+    vs 0.87 for the default settings)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=target.parent)
+    os.close(fd)
+    try:
         quantize_dynamic(
-            str(fp32),
+            str(src),
             tmp,
             weight_type=QuantType.QInt8,
             per_channel=True,
             op_types_to_quantize=["MatMul"],
         )
         os.replace(tmp, target)
-    stamp.write_text(json.dumps({"version": EXPORT_VERSION, "source": str(src)}), "utf-8")
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
     return target
 
 
