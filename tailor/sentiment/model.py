@@ -35,9 +35,12 @@ ADAPTER_WEIGHTS = "adapter.safetensors"
 #: Canonical class names, in the order the adapter head predicts them.
 LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
 
-#: Inference backends: "torch", or "onnx" (an adapter exported once with its LoRA merged;
-#: several times faster per message on these cores, same probabilities to float rounding).
-BACKENDS: tuple[str, ...] = ("torch", "onnx")
+#: Inference backends: "torch", "onnx" (an adapter exported once with its LoRA merged;
+#: several times faster per message on these cores, same probabilities to float rounding)
+#: or "onnx-int8" (that export with int8 matrix products: about half its CPU per message,
+#: probabilities within rounding of a few hundredths; see docs/benchmarks.md).
+BACKENDS: tuple[str, ...] = ("torch", "onnx", "onnx-int8")
+ONNX_BACKENDS = frozenset({"onnx", "onnx-int8"})
 
 #: Label spellings of other models mapped onto the canonical names.
 _ALIASES = {
@@ -308,14 +311,12 @@ class SentimentModel:
     def prepare(self) -> bool:
         """Make the ONNX export now if this model uses one and it is missing (True when it
         was made). Lets `tailor run` pay the one-off export before any shopper comes."""
-        if self.backend != "onnx" or self.path is None:
+        if self.backend not in ONNX_BACKENDS or self.path is None:
             return False
         manifest = read_manifest(self.path)
         if manifest is None:
             return False
-        from tailor.sentiment.onnx import onnx_file_for
-
-        if onnx_file_for(self.cache_dir, self.path, self._encoder_path()).exists():
+        if self._onnx_file().exists():
             return False
         self._load()
         return True
@@ -330,7 +331,7 @@ class SentimentModel:
                 raise RuntimeError("SentimentModel has neither a path nor a module")
             _offline()
             manifest = read_manifest(self.path)
-            if manifest is not None and self.backend == "onnx":
+            if manifest is not None and self.backend in ONNX_BACKENDS:
                 self._load_onnx(manifest)
                 return
             torch = _torch()
@@ -369,19 +370,33 @@ class SentimentModel:
 
         assert self.path is not None
         encoder_path = self._encoder_path()
-        target = onnx_file_for(self.cache_dir, self.path, encoder_path)
+        fp32 = onnx_file_for(self.cache_dir, self.path, encoder_path)
+        target = self._onnx_file()
         labels = list(manifest["labels"])
         max_length = int(manifest.get("max_length", self.max_length))
-        if not target.exists():
+        if not fp32.exists():
             module, tokenizer, labels = self._load_adapter(manifest)
             merged = merge_lora(module)
-            logger.info("exporting sentiment model (%d LoRA layers merged) to %s", merged, target)
-            export_classifier(module, tokenizer, target)
-            write_stamp(target, self.path, encoder_path)
+            logger.info("exporting sentiment model (%d LoRA layers merged) to %s", merged, fp32)
+            export_classifier(module, tokenizer, fp32)
+            write_stamp(fp32, self.path, encoder_path)
+        if not target.exists():
+            from tailor.retrieval.onnx import quantize_matmuls
+
+            logger.info("quantising the sentiment model to int8: %s", target)
+            quantize_matmuls(fp32, target)
         self.max_length = max_length
         self._tokenizer = None
         self._labels = labels
         self._module = OnnxClassifier(target, encoder_path, max_length, threads=self.threads)
+
+    def _onnx_file(self) -> Path:
+        """The ONNX file this model's backend runs (it may not exist yet)."""
+        from tailor.sentiment.onnx import onnx_file_for
+
+        assert self.path is not None
+        fp32 = onnx_file_for(self.cache_dir, self.path, self._encoder_path())
+        return fp32.with_name(fp32.stem + "-int8.onnx") if self.backend == "onnx-int8" else fp32
 
     def _load_adapter(self, manifest: dict[str, Any]) -> tuple[Any, Any, list[str]]:
         from safetensors.torch import load_file

@@ -76,3 +76,31 @@ def test_model_for_uses_settings(tmp_path: Path) -> None:
     assert model.cache_dir == tmp_path / "models" / "onnx"
     with pytest.raises(ValueError, match="unknown sentiment backend"):
         SentimentModel(default_model_path(), backend="tensorrt")
+
+
+def test_int8_is_quantised_from_the_export_once_and_keeps_the_labels(export_dir: Path) -> None:
+    """"onnx-int8": the fp32 export's matrix products in int8, made once from it; on the
+    shopping reactions nearly every label and every probability within a few hundredths."""
+    texts = [text for text, _ in load_shopping()][:300]
+    fp32 = SentimentModel.load(
+        default_model_path(), encoder_path=ENCODER, backend="onnx", cache_dir=export_dir
+    )
+    int8 = SentimentModel.load(
+        default_model_path(), encoder_path=ENCODER, backend="onnx-int8", cache_dir=export_dir
+    )
+    int8.prepare()
+    target = onnx_file_for(export_dir, default_model_path(), ENCODER)
+    quantised = target.with_name(target.stem + "-int8.onnx")
+    assert quantised.exists() and target.exists()
+    # (the word-embedding table stays fp32: 47 of its 59 MB)
+    assert quantised.stat().st_size < 0.7 * target.stat().st_size
+    made = quantised.stat().st_mtime_ns
+    again = SentimentModel.load(
+        default_model_path(), encoder_path=ENCODER, backend="onnx-int8", cache_dir=export_dir
+    )
+    assert again.prepare() is False and quantised.stat().st_mtime_ns == made
+    p32, p8 = fp32.predict_proba(texts), int8.predict_proba(texts)
+    assert p8.shape == p32.shape
+    assert float((p32.argmax(1) == p8.argmax(1)).mean()) >= 0.95
+    assert float(np.abs(p32 - p8).mean()) < 0.05
+    assert not np.allclose(p32, p8, atol=1e-4)  # it is another model, not the same file
