@@ -79,7 +79,7 @@ def test_model_for_uses_settings(tmp_path: Path) -> None:
 
 
 def test_int8_is_quantised_from_the_export_once_and_keeps_the_labels(export_dir: Path) -> None:
-    """"onnx-int8": the fp32 export's matrix products in int8, made once from it; on the
+    """The "onnx-int8" backend: the fp32 export's matrix products in int8, made once from it; on the
     shopping reactions nearly every label and every probability within a few hundredths."""
     texts = [text for text, _ in load_shopping()][:300]
     fp32 = SentimentModel.load(
