@@ -118,12 +118,15 @@ def test_a_hinted_recommendation_is_the_one_the_action_would_make(
     recommender: Recommender,
 ) -> None:
     text = "running shoes under $80"
-    before = dict(hints.STATS)
     plain_t = tracker(text, "ask_recommendation", sender=f"plain-{uuid.uuid4().hex}")
     plain, plain_events = run(A.ActionRecommend(), plain_t)
+    before = dict(hints.STATS)
     hinted_t = tracker(text, "ask_recommendation", sender=f"hinted-{uuid.uuid4().hex}")
-    hinted, hinted_events = run(A.ActionRecommend(), hinted_t, hint_pair(hinted_t))
-    assert hints.STATS["answered ahead"] == before.get("answered ahead", 0) + 1
+    # (finished: Rasa's NLU and policies gave the hinted work time to plan and search; a
+    # full-suite run once saw the action come before the plan, which only costs time)
+    hinted, hinted_events = run(A.ActionRecommend(), hinted_t, hint_pair(hinted_t), True)
+    counted = {k: v - before.get(k, 0) for k, v in hints.STATS.items() if v != before.get(k, 0)}
+    assert counted == {"answered ahead": 1}, counted
     assert card_ids(hinted) and card_ids(hinted) == card_ids(plain)
     assert [m.get("text") for m in hinted] == [m.get("text") for m in plain]
     assert hinted_events == plain_events
