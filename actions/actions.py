@@ -272,6 +272,13 @@ class TailorAction(SettledAction):
             self.recommender.shopper, tracker.sender_id, obs.customer_id, self.metadata(tracker)
         )
 
+    async def understand(self, ahead: Ahead | None, text: str) -> Understanding:
+        """The message's understanding: the one the hints started (it is of the same text),
+        else made now."""
+        if ahead is not None and ahead.understood is not None:
+            return await ahead.understood
+        return await asyncio.to_thread(self.recommender.understanding.understand, text)
+
     async def scope(self, ahead: Ahead | None, u: Understanding, text: str) -> float:
         """How close the message (``u``, understood from ``text``) is to the catalog: what the
         hints started computing, if anything (it is for the same text), else computed now."""
@@ -798,10 +805,7 @@ class ActionRecommend(TailorAction):
         )
         u = understood
         if u is None and intent != "affirm" and text.strip():
-            if ahead is not None and ahead.understood is not None:
-                u = await ahead.understood
-            else:
-                u = await asyncio.to_thread(rec.understanding.understand, text)
+            u = await self.understand(ahead, text)
         plan = plan_turn(
             rec, intent, text, entities, tracker.current_slot_values(), self.metadata(tracker), u
         )
@@ -981,12 +985,8 @@ class ActionOutOfScope(ActionRecommend):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         intent, text, _ = self.latest(tracker)
-        rec = self.recommender
         ahead = peek_ahead(tracker)  # (the hints' understanding and closeness, if any)
-        if ahead is not None and ahead.understood is not None:
-            u = await ahead.understood
-        else:
-            u = await asyncio.to_thread(rec.understanding.understand, text)
+        u = await self.understand(ahead, text)
         if is_bare_product_phrase(u) or is_product_request(u, await self.scope(ahead, u, text)):
             return await self.recommend(dispatcher, tracker, "ask_recommendation", u)
         await self.observe(tracker)

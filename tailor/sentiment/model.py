@@ -316,7 +316,7 @@ class SentimentModel:
         manifest = read_manifest(self.path)
         if manifest is None:
             return False
-        if self._onnx_file().exists():
+        if self._onnx_files()[1].exists():
             return False
         self._load()
         return True
@@ -364,14 +364,12 @@ class SentimentModel:
             OnnxClassifier,
             export_classifier,
             merge_lora,
-            onnx_file_for,
             write_stamp,
         )
 
         assert self.path is not None
         encoder_path = self._encoder_path()
-        fp32 = onnx_file_for(self.cache_dir, self.path, encoder_path)
-        target = self._onnx_file()
+        fp32, target = self._onnx_files()
         labels = list(manifest["labels"])
         max_length = int(manifest.get("max_length", self.max_length))
         if not fp32.exists():
@@ -390,13 +388,17 @@ class SentimentModel:
         self._labels = labels
         self._module = OnnxClassifier(target, encoder_path, max_length, threads=self.threads)
 
-    def _onnx_file(self) -> Path:
-        """The ONNX file this model's backend runs (it may not exist yet)."""
+    def _onnx_files(self) -> tuple[Path, Path]:
+        """The fp32 export and the ONNX file this model's backend runs (the same file but
+        for ``onnx-int8``); either may not exist yet. The key hashes the encoder's weights:
+        computed once per call."""
         from tailor.sentiment.onnx import onnx_file_for
 
         assert self.path is not None
         fp32 = onnx_file_for(self.cache_dir, self.path, self._encoder_path())
-        return fp32.with_name(fp32.stem + "-int8.onnx") if self.backend == "onnx-int8" else fp32
+        if self.backend == "onnx-int8":
+            return fp32, fp32.with_name(fp32.stem + "-int8.onnx")
+        return fp32, fp32
 
     def _load_adapter(self, manifest: dict[str, Any]) -> tuple[Any, Any, list[str]]:
         from safetensors.torch import load_file
