@@ -104,3 +104,32 @@ def test_int8_is_quantised_from_the_export_once_and_keeps_the_labels(export_dir:
     assert float((p32.argmax(1) == p8.argmax(1)).mean()) >= 0.95
     assert float(np.abs(p32 - p8).mean()) < 0.05
     assert not np.allclose(p32, p8, atol=1e-4)  # it is another model, not the same file
+
+
+def test_q8_is_quantised_block_wise_once_and_keeps_the_labels(export_dir: Path) -> None:
+    """The "onnx-q8" backend: int8 weights with a scale per 32 of them (MatMulNBits), made once
+    from the fp32 export; closer to fp32 than "onnx-int8" (0.876 vs 0.886 held out, 0.857 for
+    "onnx-int8")."""
+    import onnx
+
+    texts = [text for text, _ in load_shopping()][:300]
+    fp32 = SentimentModel.load(
+        default_model_path(), encoder_path=ENCODER, backend="onnx", cache_dir=export_dir
+    )
+    q8 = SentimentModel.load(
+        default_model_path(), encoder_path=ENCODER, backend="onnx-q8", cache_dir=export_dir
+    )
+    q8.prepare()
+    target = onnx_file_for(export_dir, default_model_path(), ENCODER)
+    quantised = target.with_name(target.stem + "-q8.onnx")
+    assert quantised.exists()
+    assert "MatMulNBits" in {n.op_type for n in onnx.load(str(quantised)).graph.node}
+    made = quantised.stat().st_mtime_ns
+    again = SentimentModel.load(
+        default_model_path(), encoder_path=ENCODER, backend="onnx-q8", cache_dir=export_dir
+    )
+    assert again.prepare() is False and quantised.stat().st_mtime_ns == made
+    p32, p8 = fp32.predict_proba(texts), q8.predict_proba(texts)
+    assert float((p32.argmax(1) == p8.argmax(1)).mean()) >= 0.97
+    assert float(np.abs(p32 - p8).mean()) < 0.02
+    assert not np.allclose(p32, p8, atol=1e-5)  # it is another model, not the same file

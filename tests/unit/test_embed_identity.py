@@ -28,6 +28,8 @@ def test_everything_that_changes_a_vector_changes_the_name() -> None:
         assert openvino.name.endswith("-ovbf16")
         assert openvino.name not in {*names, bf16.name}
         assert not openvino.loaded
+    # int8 queries against the fp32 catalog: the catalog's vectors (and index) are the same
+    assert Embedder(model, backend="onnx-q8").name == plain.name
     assert bf16.name.endswith("-bf16") or bf16.name == plain.name  # fp32 without bf16 support
     assert capped.name.endswith("-t64") and both.name.endswith("-int8-t64")
     # a cap at or above the model's own limit (256 word pieces) reads the same tokens
