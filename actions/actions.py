@@ -535,6 +535,9 @@ class Ahead:
     scope: asyncio.Task[float] | None = None
     #: The products a details or comparison request is about, and their details.
     details: tuple[tuple[int, ...], asyncio.Task[list[ProductDetails]]] | None = None
+    #: A negative reaction stored ahead (:func:`_react_ahead`): True once its rows are
+    #: stored, False when it is about nothing shown.
+    reaction: asyncio.Task[bool] | None = None
 
     async def answer_for(self, plan: TurnPlan) -> tuple[ShopperContext, Recommendation] | None:
         """The answer started ahead, if it searched for exactly what ``plan`` searches for."""
@@ -642,6 +645,10 @@ def _on_turn_hint(hint: dict[str, Any]) -> None:
             return
         if intent in SCORED_INTENTS:
             hinted.observing.start_scoring()  # the turn waits for the score
+        if intent == "react_negative":
+            if hinted.reaction is None:
+                hinted.reaction = asyncio.create_task(_react_ahead(rec, hinted, slots, entities))
+            return
         if intent in SCOPE_INTENTS:
             if hinted.scope is None and hinted.understood is not None:
                 hinted.scope = asyncio.create_task(_scope_ahead(rec, hinted, key, slots, entities))
@@ -673,6 +680,52 @@ async def _answer_ahead(
         return None
     ahead.plan = plan
     return await _search(rec, plan, ahead.shopper)
+
+
+async def _react_ahead(
+    rec: Recommender, ahead: Ahead, slots: dict[str, Any], raw: list[Any]
+) -> bool:
+    """Store a negative reaction as its turn would (:func:`reaction_rows`), then start the
+    turn's answer, which reads it. False when the reaction is about nothing shown.
+
+    The rows are written in the conversation's after-reply order (after the earlier turns'
+    log, and waited for by any later action, a deletion included) and in one transaction:
+    stored once whether or not the action takes them (the shopper did say it)."""
+    observing = ahead.observing
+    entities = [Entity.from_rasa(e) for e in raw if isinstance(e, dict)]
+    u = await ahead.understood if ahead.understood is not None else None
+    plan = plan_turn(rec, "react_negative", observing.text, entities, slots, observing.metadata, u)
+    if not plan.shown:
+        return False
+    obs = await observing.scored()
+    rows = await reaction_rows(
+        rec,
+        observing.sender_id,
+        obs,
+        observing.text,
+        plan.shown,
+        plan.positions,
+        observing.metadata,
+        ahead.shopper,
+    )
+    if rows:
+        stored = False
+
+        async def store() -> None:
+            nonlocal stored
+            await asyncio.to_thread(rec.record_rows, rows)
+            stored = True
+
+        # shielded: once started, the write finishes even if this message's work is dropped
+        await asyncio.shield(observing.after_reply.defer(observing.sender_id, store()))
+        if not stored:  # (the error was logged)
+            raise RuntimeError(f"storing a reaction of {observing.sender_id} failed")
+    if plan.direct:
+        ahead.plan = plan
+        ahead.answer = asyncio.create_task(
+            _search(rec, plan, asyncio.create_task(_shopper_ahead(rec, observing)))
+        )
+    return True
 
 
 async def _search(
@@ -813,25 +866,36 @@ class ActionRecommend(TailorAction):
         current, shown, seen, positions = plan.current, plan.shown, plan.seen, plan.positions
         exclude, avoid, k, metadata = plan.exclude, plan.avoid, plan.k, plan.metadata
         admitted = await observing.admitted
-        if intent == "react_negative" and shown:
+        hinted = ahead
+        if intent == "react_negative" and shown and not await _reacted_ahead(ahead):
             # how negative the reaction is sets how strongly it demotes: wait for the score
             before = ahead.shopper if ahead is not None else None
-            await self._remember_reaction(
-                tracker, await observing.scored(), text, shown, positions, before
+            rows = await reaction_rows(
+                rec,
+                tracker.sender_id,
+                await observing.scored(),
+                text,
+                shown,
+                positions,
+                self.metadata(tracker),
+                before,
             )
+            if rows:  # one transaction for every product the reaction is about
+                await asyncio.to_thread(rec.record_rows, rows)
+            # what the hints loaded and searched came before the reaction was stored
+            hinted = None
 
         def shopper_and_answer() -> tuple[ShopperContext, Recommendation]:
             # One worker thread for the turn's CPU work: threads only contend for the GIL.
             shopper = rec.shopper(tracker.sender_id, admitted.customer_id, metadata)
             return shopper, rec.recommend(crit, k, exclude, avoid, shopper=shopper)
 
-        # a reaction was stored above: what the hints loaded and searched came before it
-        hinted = ahead if intent != "react_negative" else None
         if plan.direct:
             answered = await hinted.answer_for(plan) if hinted is not None else None
             if answered is not None:
                 shopper, result = answered
-            elif hinted is not None and hinted.shopper is not None:
+            elif hinted is not None and hinted.shopper is not None and intent != "react_negative":
+                # (for a reaction, the context the hints loaded came before it was stored)
                 shopper, result = await _search(rec, plan, hinted.shopper)
             else:
                 rec.embed_ahead(crit)  # the query's embedding overlaps with the shopper's loading
@@ -916,61 +980,82 @@ class ActionRecommend(TailorAction):
         observing.log_after_reply(logged)  # the message first, then what was shown for it
         return events
 
-    async def _remember_reaction(
-        self,
-        tracker: Tracker,
-        obs: Observation,
-        text: str,
-        shown: Sequence[ShownProduct],
-        positions: Sequence[int],
-        loading: Awaitable[ShopperContext] | None = None,
-    ) -> None:
-        """Store a negative reaction with what it is about, so the ranking demotes it
-        (``loading``: the shopper's context from before the reaction, if it is on its way)."""
-        reaction = parse_reaction(text)
-        looked_at: ShownProduct | None = None
-        if not positions:
-            before = await (loading if loading is not None else self.shopper(tracker, obs))
-            on_screen = {s.id: s for s in shown}
-            for pid, _ in reversed(before.session.positive):
-                if pid in on_screen:
-                    looked_at = on_screen[pid]
-                    break
-        if positions:
-            targets = [shown[i] for i in positions]
-        elif looked_at is not None:
-            targets = [looked_at]
-        elif reaction.aspect == "colour":
-            colours = [s.colour for s in shown if s.colour]
-            top = max(set(colours), key=colours.count) if colours else None
-            targets = [s for s in shown if s.colour == top][:1] if top else []
-        elif reaction.aspect == "price":
-            targets = [min(shown, key=lambda s: s.price or 0.0)]
-        else:
-            targets = list(shown)
-        strength = -obs.sentiment.score if obs.sentiment is not None else 0.5
-        rows: list[dict[str, Any]] = []
-        for product in targets:
-            value: Any = None
-            if reaction.aspect == "colour":
-                value = product.colour
-            elif reaction.aspect == "brand":
-                value = product.brand
-            rows += event_rows(
-                "feedback",
-                tracker.sender_id,
-                [product.id],
-                {
-                    "polarity": "negative",
-                    "aspect": reaction.aspect,
-                    "value": value,
-                    "text": redact(text)[:200],
-                },
-                obs.customer_id,
-                round(-abs(strength), 4),
-            )
-        if rows:  # one transaction for every product the reaction is about
-            await asyncio.to_thread(self.recommender.record_rows, rows)
+
+async def _reacted_ahead(ahead: Ahead | None) -> bool:
+    """Whether the hints stored this message's negative reaction already (if they started
+    to, wait for it; a failed attempt stored nothing)."""
+    if ahead is None or ahead.reaction is None:
+        return False
+    try:
+        stored = await ahead.reaction
+    except Exception:
+        log.exception("the reaction stored ahead for %s failed", ahead.observing.sender_id)
+        return False
+    hints.STATS["reaction ahead"] += 1
+    return stored
+
+
+async def reaction_rows(
+    rec: Recommender,
+    sender_id: str,
+    obs: Observation,
+    text: str,
+    shown: Sequence[ShownProduct],
+    positions: Sequence[int],
+    metadata: dict[str, Any],
+    loading: Awaitable[ShopperContext] | None = None,
+) -> list[dict[str, Any]]:
+    """The ``feedback`` rows of a negative reaction with what it is about, so the ranking
+    demotes it: the products named, else the one the shopper last looked at, else by the
+    reaction's aspect (colour, price), else everything shown. ``loading``: the shopper's
+    context from before the reaction, if it is on its way."""
+    reaction = parse_reaction(text)
+    looked_at: ShownProduct | None = None
+    if not positions:
+        before = await (
+            loading
+            if loading is not None
+            else asyncio.to_thread(rec.shopper, sender_id, obs.customer_id, metadata)
+        )
+        on_screen = {s.id: s for s in shown}
+        for pid, _ in reversed(before.session.positive):
+            if pid in on_screen:
+                looked_at = on_screen[pid]
+                break
+    if positions:
+        targets = [shown[i] for i in positions]
+    elif looked_at is not None:
+        targets = [looked_at]
+    elif reaction.aspect == "colour":
+        colours = [s.colour for s in shown if s.colour]
+        top = max(set(colours), key=colours.count) if colours else None
+        targets = [s for s in shown if s.colour == top][:1] if top else []
+    elif reaction.aspect == "price":
+        targets = [min(shown, key=lambda s: s.price or 0.0)]
+    else:
+        targets = list(shown)
+    strength = -obs.sentiment.score if obs.sentiment is not None else 0.5
+    rows: list[dict[str, Any]] = []
+    for product in targets:
+        value: Any = None
+        if reaction.aspect == "colour":
+            value = product.colour
+        elif reaction.aspect == "brand":
+            value = product.brand
+        rows += event_rows(
+            "feedback",
+            sender_id,
+            [product.id],
+            {
+                "polarity": "negative",
+                "aspect": reaction.aspect,
+                "value": value,
+                "text": redact(text)[:200],
+            },
+            obs.customer_id,
+            round(-abs(strength), 4),
+        )
+    return rows
 
 
 class ActionOutOfScope(ActionRecommend):

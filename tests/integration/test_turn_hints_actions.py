@@ -83,7 +83,8 @@ async def _finish_ahead(key: tuple[str, str]) -> None:
     """Wait until every task the hints started for ``key`` is done (tasks may start more)."""
     while (ahead := AHEAD.get(key)) is not None:
         details = ahead.details[1] if ahead.details is not None else None
-        tasks = [ahead.understood, ahead.shopper, ahead.scope, ahead.answer, details]
+        tasks = [ahead.understood, ahead.shopper, ahead.scope, ahead.reaction, ahead.answer]
+        tasks.append(details)
         pending = [t for t in tasks if t is not None and not t.done()]
         if not pending:
             return
@@ -167,21 +168,64 @@ def test_work_no_action_takes_is_dropped_after_the_turn(recommender: Recommender
     assert len(AHEAD) == 0
 
 
+def _feedback(recommender: Recommender, sender: str) -> list[tuple[int | None, Any]]:
+    """The feedback events stored for ``sender``: (product, aspect value)."""
+    from tailor.store.models import Event
+
+    with recommender.session_factory() as session:
+        rows = session.query(Event).filter_by(sender_id=sender, kind="feedback").all()
+        return sorted((r.product_id, (r.payload or {}).get("value")) for r in rows)
+
+
+@pytest.mark.parametrize("finish", [False, True], ids=["racing", "stored ahead"])
 def test_a_hinted_negative_reaction_demotes_as_an_unhinted_one(
-    recommender: Recommender,
+    recommender: Recommender, finish: bool
 ) -> None:
-    def conversation(hinted: bool) -> list[int]:
+    def conversation(hinted: bool) -> tuple[list[int], list[tuple[int | None, Any]]]:
         sender = f"{'h' if hinted else 'p'}-{uuid.uuid4().hex}"
         first = tracker("running shoes", "ask_recommendation", sender=sender, message_id="m1")
         _, events = run(A.ActionRecommend(), first, hint_pair(first) if hinted else [])
         slots = {e["name"]: e["value"] for e in events if e["event"] == "slot"}
         second = tracker("I hate the colour of these", "react_negative", slots, sender, "m2")
-        messages, _ = run(A.ActionRecommend(), second, hint_pair(second) if hinted else [])
-        return card_ids(messages)
+        sent = hint_pair(second) if hinted else []
+        messages, _ = run(A.ActionRecommend(), second, sent, finish)
+        return card_ids(messages), _feedback(recommender, sender)
 
-    plain = conversation(False)
-    assert plain
-    assert conversation(True) == plain
+    plain, plain_stored = conversation(False)
+    assert plain and len(plain_stored) == 1  # the colour most of the products shown have
+    before = dict(hints.STATS)
+    hinted, stored = conversation(True)
+    counted = {k: v - before.get(k, 0) for k, v in hints.STATS.items() if v != before.get(k, 0)}
+    assert hinted == plain
+    assert [value for _, value in stored] == [value for _, value in plain_stored]  # once
+    # the hints stored the reaction and searched after it; the action took both
+    assert counted["reaction ahead"] == 1, counted
+    if finish:
+        assert counted.get("answered ahead") == 2, counted  # (the first turn's, this one's)
+    assert len(AHEAD) == 0
+
+
+def test_a_negative_reaction_hinted_but_never_acted_on_is_stored_once(
+    recommender: Recommender,
+) -> None:
+    """Rasa parsed the reaction, then failed before calling the action: the shopper said it,
+    so it is stored, once, in the conversation's order."""
+    sender = f"lost-{uuid.uuid4().hex}"
+    first = tracker("running shoes", "ask_recommendation", sender=sender, message_id="m1")
+    _, events = run(A.ActionRecommend(), first)
+    slots = {e["name"]: e["value"] for e in events if e["event"] == "slot"}
+    second = tracker("I hate the colour of these", "react_negative", slots, sender, "m2")
+
+    async def main() -> None:
+        for h in hint_pair(second):
+            hints.dispatch(h)
+        await asyncio.sleep(0)
+        await _finish_ahead((sender, "m2"))
+        AHEAD.discard((sender, "m2"))  # no action came for it
+        await AFTER_REPLY.drain()
+
+    asyncio.run(main())
+    assert len(_feedback(recommender, sender)) == 1
     assert len(AHEAD) == 0
 
 
