@@ -28,11 +28,13 @@ from typing import TYPE_CHECKING, Any
 
 from tailor.bench.turns import (
     SCRIPTS,
+    LongRun,
     RunResult,
     conversations,
     drive,
     drive_long,
     growth,
+    growth_beside,
     level_size,
     merge_runs,
     rounds,
@@ -122,7 +124,7 @@ class BenchResult:
     """Everything one ``tailor bench`` run measured."""
 
     runs: list[RunResult] = field(default_factory=list)
-    long: dict[str, list[list[float]]] = field(default_factory=dict)
+    long: dict[str, LongRun] = field(default_factory=dict)
     long_window: int = 8
     profile: dict[str, dict[str, float]] = field(default_factory=dict)
     rss_mb: dict[str, float] = field(default_factory=dict)
@@ -152,8 +154,8 @@ class BenchResult:
                 f"concurrency {c}: p50 ratio {r50:.2f} (≤ {P50_TARGET}), p95 ratio {r95:.2f} "
                 f"(≤ {P95_TARGET}), errors {errors} — {'met' if ok else 'MISSED'}"
             )
-        for bot, convs in self.long.items():
-            first, last = growth(convs, self.long_window)
+        for bot, long_run in self.long.items():
+            first, last = growth_beside(long_run, self.long_window)
             if bot != "full":  # the target is the full bot's; the floor's is for comparison
                 lines.append(f"long conversation ({bot}, for comparison): {last / first:.2f}×")
                 continue
@@ -414,19 +416,26 @@ def report(result: BenchResult, out_dir: Path, command: str) -> Path:
         lines += [
             "## Long conversations",
             "",
-            f"{len(next(iter(result.long.values())))} conversations per bot, sent in "
-            "lock-step; median latency of the first pass of the "
-            f"{w}-message script against the last full pass (same messages):",
+            f"{len(next(iter(result.long.values())).long)} conversations per bot, sent in "
+            f"lock-step. During their last full pass of the {w}-message script, as many new "
+            "conversations sent the same messages beside them, the order alternating: the "
+            "growth is the last pass's median latency against theirs (the same messages at "
+            "the same moments). Against the long conversations' own first pass, minutes "
+            "earlier, the machine's drift enters too:",
             "",
-            f"| bot | turns 1–{w} | last pass | growth | turn 1 | last turn |",
-            "| --- | --- | --- | --- | --- | --- |",
+            f"| bot | new conversations, turns 1–{w} | last pass | growth | "
+            f"own turns 1–{w} | growth against them | turn 1 | last turn |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
-        for bot, convs in result.long.items():
-            first, last = growth(convs, w)
+        for bot, long_run in result.long.items():
+            convs = long_run.long
+            beside, last = growth_beside(long_run, w)
+            first, _ = growth(convs, w)
             t1 = sorted(c[0] for c in convs)[len(convs) // 2]
             tn = sorted(c[-1] for c in convs)[len(convs) // 2]
             lines.append(
-                f"| {bot} | {first:.0f} ms | {last:.0f} ms | {last / first:.2f}× | "
+                f"| {bot} | {beside:.0f} ms | {last:.0f} ms | **{last / beside:.2f}×** | "
+                f"{first:.0f} ms | {last / first:.2f}× | "
                 f"{t1:.0f} ms | {tn:.0f} ms (turn {len(convs[0])}) |"
             )
         lines.append("")

@@ -290,6 +290,25 @@ async def drive(
     return result
 
 
+@dataclass
+class LongRun:
+    """Latencies (ms) of the long conversations, by turn, and of the new conversations sent
+    beside their last full pass of the script (same messages, same moments)."""
+
+    long: list[list[float]]
+    beside: list[list[float]]
+
+
+def last_pass_start(turns: int, window: int) -> int:
+    """The first turn (0-based) of the last full pass of a ``window``-message script in a
+    conversation of ``turns`` turns."""
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    if turns < 2 * window:
+        raise ValueError(f"need at least {2 * window} turns per conversation, got {turns}")
+    return (turns // window - 1) * window
+
+
 async def drive_long(
     rasa_url: str,
     script: Sequence[str],
@@ -297,35 +316,56 @@ async def drive_long(
     parallel: int,
     bot: str,
     timeout: float = 60.0,
-) -> list[list[float]]:
+) -> LongRun:
     """``parallel`` long conversations of ``turns`` turns each (``script`` repeated), sent in
-    lock-step (turn i of every conversation before turn i+1 of any), so drift of the machine
-    hits every position equally. Returns latencies (ms) per conversation, by turn."""
+    lock-step (turn i of every conversation before turn i+1 of any). During their last full
+    pass of the script, ``parallel`` new conversations send the same messages beside them,
+    the order alternating turn by turn: the same message at turn 1 and at turn ~50, at the
+    same moment, so the machine's drift over the run does not enter the ratio."""
     url = f"{rasa_url.rstrip('/')}/webhooks/rest/webhook"
     run_id = uuid.uuid4().hex[:8]
     senders = [f"bench-long-{bot}-{run_id}-{i}" for i in range(parallel)]
-    out: list[list[float]] = [[] for _ in senders]
+    fresh = [f"bench-beside-{bot}-{run_id}-{i}" for i in range(parallel)]
+    start = last_pass_start(turns, len(script))
+    out = LongRun([[] for _ in senders], [[] for _ in fresh])
     async with httpx.AsyncClient(timeout=timeout) as client:
+
+        async def send(sender: str, text: str) -> float:
+            t0 = time.perf_counter()
+            resp = await client.post(url, json={"sender": sender, "message": text})
+            ms = (time.perf_counter() - t0) * 1000
+            resp.raise_for_status()
+            return ms
+
         for turn in range(turns):
             text = script[turn % len(script)]
+            beside = start <= turn < start + len(script)
             for i, sender in enumerate(senders):
-                t0 = time.perf_counter()
-                resp = await client.post(url, json={"sender": sender, "message": text})
-                out[i].append((time.perf_counter() - t0) * 1000)
-                resp.raise_for_status()
+                if beside and turn % 2:
+                    out.beside[i].append(await send(fresh[i], text))
+                out.long[i].append(await send(sender, text))
+                if beside and not turn % 2:
+                    out.beside[i].append(await send(fresh[i], text))
     return out
 
 
 def growth(per_conversation: Sequence[Sequence[float]], window: int) -> tuple[float, float]:
     """Median latency of the first ``window`` turns and of the last full ``window`` turns,
     pooled over conversations. With ``window`` the script's length, both windows send the
-    same messages, so the ratio is the cost of the conversation's length alone."""
-    if window < 1:
-        raise ValueError(f"window must be >= 1, got {window}")
+    same messages (at different moments: see :func:`growth_beside`)."""
     turns = min(len(c) for c in per_conversation)
-    if turns < 2 * window:
-        raise ValueError(f"need at least {2 * window} turns per conversation, got {turns}")
-    last_start = (turns // window - 1) * window
+    last_start = last_pass_start(turns, window)
     first = [v for c in per_conversation for v in c[:window]]
     last = [v for c in per_conversation for v in c[last_start : last_start + window]]
     return percentile(first, 50), percentile(last, 50)
+
+
+def growth_beside(run: LongRun, window: int) -> tuple[float, float]:
+    """Median latency of new conversations' first ``window`` turns and of the long
+    conversations' last full ``window`` turns, sent side by side (:func:`drive_long`): the
+    cost of the conversation's length alone, without the machine's drift between the start
+    and the end of the run."""
+    if not run.beside or any(len(c) < window for c in run.beside):
+        raise ValueError(f"need {window} turns of every conversation sent beside the last pass")
+    _, last = growth(run.long, window)
+    return percentile([v for c in run.beside for v in c[:window]], 50), last

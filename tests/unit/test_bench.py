@@ -14,10 +14,13 @@ from tailor.bench.turns import (
     MAX_ROUNDS,
     MIN_ROUNDS,
     SCRIPTS,
+    LongRun,
     RunResult,
     Turn,
     conversations,
     growth,
+    growth_beside,
+    last_pass_start,
     level_size,
     merge_runs,
     percentile,
@@ -60,6 +63,18 @@ def test_growth_compares_same_messages() -> None:
     assert (first, last) == (10.0, 20.0)  # the trailing partial pass is ignored
     with pytest.raises(ValueError, match="at least 8"):
         growth([[1.0] * 7], window)
+
+
+def test_growth_beside_compares_the_same_messages_at_the_same_moments() -> None:
+    window = 4
+    long = [[10.0, 10, 10, 10, 11, 11, 11, 11, 20, 20, 20, 20, 99]] * 3
+    beside = [[18.0, 18, 18, 18]] * 3
+    assert growth_beside(LongRun(long, beside), window) == (18.0, 20.0)
+    assert last_pass_start(13, window) == 8 and last_pass_start(50, 8) == 40
+    with pytest.raises(ValueError, match="beside the last pass"):
+        growth_beside(LongRun(long, [[18.0, 18.0]]), window)
+    with pytest.raises(ValueError, match="at least 8"):
+        last_pass_start(7, window)
 
 
 def test_conversations_cycle_scripts() -> None:
@@ -277,12 +292,17 @@ def test_verdicts_judge_the_full_bot_and_report_the_floor_for_comparison() -> No
 
     result = BenchResult(runs=[run("floor", 10.0), run("full", 12.0)], long_window=2)
     # the floor's conversation doubles; the full bot's grows 5 % (inside the target)
-    result.long = {"floor": [[10.0, 10.0, 20.0, 20.0]], "full": [[20.0, 20.0, 21.0, 21.0]]}
+    # the growth is the last pass against new conversations sent beside it, not against
+    # the long conversation's own first pass (the full bot's started slow: the machine)
+    result.long = {
+        "floor": LongRun([[10.0, 10.0, 20.0, 20.0]], [[10.0, 10.0]]),
+        "full": LongRun([[30.0, 30.0, 21.0, 21.0]], [[20.0, 20.0]]),
+    }
     lines = result.verdicts()
     assert lines[0].startswith("concurrency 1: p50 ratio 1.20") and lines[0].endswith("met")
     assert lines[1] == "long conversation (floor, for comparison): 2.00×"
     assert lines[2].startswith("long conversation (full): 1.05×") and lines[2].endswith("met")
-    result.long["full"] = [[20.0, 20.0, 30.0, 30.0]]
+    result.long["full"] = LongRun([[20.0, 20.0, 30.0, 30.0]], [[20.0, 20.0]])
     assert result.verdicts()[2].endswith("MISSED")
 
 
