@@ -229,7 +229,12 @@ class Embedder:
     def _load_onnx(self) -> Any:
         """The ONNX encoder, exporting the model first if needed; ``None`` (torch is used)
         when the model cannot be exported."""
-        from tailor.retrieval.onnx import OnnxEncoder, export_onnx, supports_onnx
+        from tailor.retrieval.onnx import (
+            OnnxEncoder,
+            export_onnx,
+            quantisation_of,
+            supports_onnx,
+        )
 
         if not supports_onnx(self.model_path):
             logger.warning("%s cannot run on ONNX; using torch", self.model_path)
@@ -241,8 +246,9 @@ class Embedder:
         base = self._base_name
         # never beside the weights (often a read-only site-packages)
         root = self.cache_dir or Path.home() / ".cache" / "tailor" / "onnx"
-        quantize = {"onnx-int8": "int8", "onnx-q8": "q8"}.get(self.backend, "")
-        onnx_file = export_onnx(self.model_path, root / base, quantize=quantize)
+        onnx_file = export_onnx(
+            self.model_path, root / base, quantize=quantisation_of(self.backend)
+        )
         logger.info("embedding with ONNX Runtime: %s", onnx_file)
         self.onnx_file = onnx_file
         self.fp32_file = onnx_file.with_name("model.onnx")

@@ -14,7 +14,7 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -88,11 +88,41 @@ def export_onnx(model_path: str | Path, out_dir: str | Path, quantize: bool | st
     fp32 = out / "model.onnx"
     if not (fp32.is_file() and stamp.is_file()):
         _export_fp32(src, fp32)
-    if kind == "int8":
-        quantize_matmuls(fp32, target)
-    elif kind == "q8":
-        quantize_blockwise(fp32, target)
+    if kind:
+        write_quantised(kind, fp32, target)
     stamp.write_text(json.dumps({"version": EXPORT_VERSION, "source": str(src)}), "utf-8")
+    return target
+
+
+def quantisation_of(backend: str) -> str:
+    """The quantisation an ONNX backend name asks for (``"onnx-int8"`` → ``"int8"``,
+    ``"onnx-q8"`` → ``"q8"``), or ``""``."""
+    kind = backend.removeprefix("onnx-")
+    return kind if backend.startswith("onnx-") and kind in QUANTISED else ""
+
+
+def write_quantised(kind: str, src: Path, target: Path) -> Path:
+    """Write the ``kind`` (a key of :data:`QUANTISED`) copy of the ONNX model ``src`` to
+    ``target``: :func:`quantize_matmuls` for ``int8``, :func:`quantize_blockwise` for
+    ``q8``."""
+    if kind == "int8":
+        return quantize_matmuls(src, target)
+    if kind == "q8":
+        return quantize_blockwise(src, target)
+    raise ValueError(f"unknown quantisation {kind!r}; valid: {sorted(QUANTISED)}")
+
+
+def _write_atomically(target: Path, write: Callable[[str], None]) -> Path:
+    """Have ``write`` write a file at the temporary path it is given, beside ``target``,
+    then move it into place (a reader never sees a partial file; a failure leaves none)."""
+    fd, tmp = tempfile.mkstemp(suffix=target.suffix, dir=target.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
     return target
 
 
@@ -103,21 +133,16 @@ def quantize_matmuls(src: Path, target: Path) -> Path:
     vs 0.87 for the default settings)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=target.parent)
-    os.close(fd)
-    try:
-        quantize_dynamic(
+    return _write_atomically(
+        target,
+        lambda tmp: quantize_dynamic(
             str(src),
             tmp,
             weight_type=QuantType.QInt8,
             per_channel=True,
             op_types_to_quantize=["MatMul"],
-        )
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return target
+        ),
+    )
 
 
 def quantize_blockwise(src: Path, target: Path, block_size: int = 32) -> Path:
@@ -155,15 +180,9 @@ def quantize_blockwise(src: Path, target: Path, block_size: int = 32) -> Path:
     )
     quantizer = MatMulNBitsQuantizer(onnx.load(str(src)), algo_config=config)
     quantizer.process()
-    fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=target.parent)
-    os.close(fd)
-    try:
-        quantizer.model.save_model_to_file(tmp, use_external_data_format=False)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return target
+    return _write_atomically(
+        target, lambda tmp: quantizer.model.save_model_to_file(tmp, use_external_data_format=False)
+    )
 
 
 def _export_fp32(src: Path, target: Path) -> None:

@@ -44,8 +44,6 @@ LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
 #: docs/benchmarks.md).
 BACKENDS: tuple[str, ...] = ("torch", "onnx", "onnx-int8", "onnx-q8")
 ONNX_BACKENDS = frozenset({"onnx", "onnx-int8", "onnx-q8"})
-#: The file name suffix and the quantiser of each quantised ONNX backend.
-_QUANTISED = {"onnx-int8": "-int8", "onnx-q8": "-q8"}
 
 #: Label spellings of other models mapped onto the canonical names.
 _ALIASES = {
@@ -384,13 +382,10 @@ class SentimentModel:
             export_classifier(module, tokenizer, fp32)
             write_stamp(fp32, self.path, encoder_path)
         if not target.exists():
-            from tailor.retrieval.onnx import quantize_blockwise, quantize_matmuls
+            from tailor.retrieval.onnx import quantisation_of, write_quantised
 
             logger.info("quantising the sentiment model (%s): %s", self.backend, target)
-            if self.backend == "onnx-q8":
-                quantize_blockwise(fp32, target)
-            else:
-                quantize_matmuls(fp32, target)
+            write_quantised(quantisation_of(self.backend), fp32, target)
         self.max_length = max_length
         self._tokenizer = None
         self._labels = labels
@@ -404,10 +399,10 @@ class SentimentModel:
 
         assert self.path is not None
         fp32 = onnx_file_for(self.cache_dir, self.path, self._encoder_path())
-        suffix = _QUANTISED.get(self.backend)
-        if suffix:
-            return fp32, fp32.with_name(fp32.stem + suffix + ".onnx")
-        return fp32, fp32
+        from tailor.retrieval.onnx import quantisation_of
+
+        kind = quantisation_of(self.backend)
+        return (fp32, fp32.with_name(f"{fp32.stem}-{kind}.onnx")) if kind else (fp32, fp32)
 
     def _load_adapter(self, manifest: dict[str, Any]) -> tuple[Any, Any, list[str]]:
         from safetensors.torch import load_file

@@ -78,29 +78,37 @@ def test_model_for_uses_settings(tmp_path: Path) -> None:
         SentimentModel(default_model_path(), backend="tensorrt")
 
 
-def test_int8_is_quantised_from_the_export_once_and_keeps_the_labels(export_dir: Path) -> None:
-    """The "onnx-int8" backend: the fp32 export's matrix products in int8, made once from it; on the
-    shopping reactions nearly every label and every probability within a few hundredths."""
+def _quantised_once(export_dir: Path, backend: str) -> tuple[Path, Path, np.ndarray, np.ndarray]:
+    """Prepare ``backend``'s quantised copy of the fp32 export and check it is made only
+    once; the fp32 export, the copy, and both models' probabilities on 300 shopping
+    reactions."""
     texts = [text for text, _ in load_shopping()][:300]
     fp32 = SentimentModel.load(
         default_model_path(), encoder_path=ENCODER, backend="onnx", cache_dir=export_dir
     )
-    int8 = SentimentModel.load(
-        default_model_path(), encoder_path=ENCODER, backend="onnx-int8", cache_dir=export_dir
+    model = SentimentModel.load(
+        default_model_path(), encoder_path=ENCODER, backend=backend, cache_dir=export_dir
     )
-    int8.prepare()
+    model.prepare()
     target = onnx_file_for(export_dir, default_model_path(), ENCODER)
-    quantised = target.with_name(target.stem + "-int8.onnx")
+    quantised = target.with_name(f"{target.stem}-{backend.removeprefix('onnx-')}.onnx")
     assert quantised.exists() and target.exists()
-    # (the word-embedding table stays fp32: 47 of its 59 MB)
-    assert quantised.stat().st_size < 0.7 * target.stat().st_size
     made = quantised.stat().st_mtime_ns
     again = SentimentModel.load(
-        default_model_path(), encoder_path=ENCODER, backend="onnx-int8", cache_dir=export_dir
+        default_model_path(), encoder_path=ENCODER, backend=backend, cache_dir=export_dir
     )
     assert again.prepare() is False and quantised.stat().st_mtime_ns == made
-    p32, p8 = fp32.predict_proba(texts), int8.predict_proba(texts)
-    assert p8.shape == p32.shape
+    p32, pq = fp32.predict_proba(texts), model.predict_proba(texts)
+    assert pq.shape == p32.shape
+    return target, quantised, p32, pq
+
+
+def test_int8_is_quantised_from_the_export_once_and_keeps_the_labels(export_dir: Path) -> None:
+    """The "onnx-int8" backend: the fp32 export's matrix products in int8, made once from it; on the
+    shopping reactions nearly every label and every probability within a few hundredths."""
+    target, quantised, p32, p8 = _quantised_once(export_dir, "onnx-int8")
+    # (the word-embedding table stays fp32: 47 of its 59 MB)
+    assert quantised.stat().st_size < 0.7 * target.stat().st_size
     assert float((p32.argmax(1) == p8.argmax(1)).mean()) >= 0.95
     assert float(np.abs(p32 - p8).mean()) < 0.05
     assert not np.allclose(p32, p8, atol=1e-4)  # it is another model, not the same file
@@ -112,24 +120,8 @@ def test_q8_is_quantised_block_wise_once_and_keeps_the_labels(export_dir: Path) 
     "onnx-int8")."""
     import onnx
 
-    texts = [text for text, _ in load_shopping()][:300]
-    fp32 = SentimentModel.load(
-        default_model_path(), encoder_path=ENCODER, backend="onnx", cache_dir=export_dir
-    )
-    q8 = SentimentModel.load(
-        default_model_path(), encoder_path=ENCODER, backend="onnx-q8", cache_dir=export_dir
-    )
-    q8.prepare()
-    target = onnx_file_for(export_dir, default_model_path(), ENCODER)
-    quantised = target.with_name(target.stem + "-q8.onnx")
-    assert quantised.exists()
+    _, quantised, p32, p8 = _quantised_once(export_dir, "onnx-q8")
     assert "MatMulNBits" in {n.op_type for n in onnx.load(str(quantised)).graph.node}
-    made = quantised.stat().st_mtime_ns
-    again = SentimentModel.load(
-        default_model_path(), encoder_path=ENCODER, backend="onnx-q8", cache_dir=export_dir
-    )
-    assert again.prepare() is False and quantised.stat().st_mtime_ns == made
-    p32, p8 = fp32.predict_proba(texts), q8.predict_proba(texts)
     assert float((p32.argmax(1) == p8.argmax(1)).mean()) >= 0.97
     assert float(np.abs(p32 - p8).mean()) < 0.02
     assert not np.allclose(p32, p8, atol=1e-5)  # it is another model, not the same file
