@@ -1246,9 +1246,11 @@ class ActionWarmup(TailorAction):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         rec = await asyncio.to_thread(lambda: self.recommender)
-        await asyncio.to_thread(rec.search.search, "warm up", 1, None)
+        await asyncio.to_thread(rec.warm_up)
         await asyncio.to_thread(self.observer.score, "warm up")
-        await asyncio.to_thread(lambda: rec.signals.prices)
+        # the first greeting checks the behavioural triggers (ActionGreet.offer)
+        engine = await asyncio.to_thread(get_default_engine, rec)
+        await asyncio.to_thread(engine.warm_up)
         return []
 
 

@@ -70,6 +70,8 @@ SHOPPER_KINDS: frozenset[str] = frozenset(
 PREDICTIVE: frozenset[str] = frozenset({"restock_due", "retention"})
 #: Rule types that can apply to an anonymous shopper (a cart is kept by sender id too).
 ANONYMOUS_SUBJECTS: frozenset[str] = frozenset({"abandoned_cart"})
+#: The sender :meth:`TriggerEngine.warm_up` checks for (no shopper has it).
+WARM_UP_SENDER = "tailor-warmup"
 #: Outcomes measured after a trigger, in funnel order.
 OUTCOMES: tuple[str, ...] = ("click", "cart", "purchase")
 
@@ -390,6 +392,31 @@ class TriggerEngine:
         return Offer(rule.name, text, cards, subject.product_id)
 
     # -- the conversation ------------------------------------------------------------------
+    def warm_up(self, now: datetime | None = None) -> int:
+        """Run the checks a conversation's opening runs, for a shopper who cannot exist,
+        without writing anything; returns how many rules were checked.
+
+        For start-up: the first greeting of a new server took 5.6 ms in these checks against
+        1.2 ms for the next ones (the statements compile on first use, the predictive scores
+        load). A failing rule is logged and skipped, as when a greeting checks it."""
+        now = now or datetime.now(UTC)
+        checked = 0
+        for rule in self.config.rules:
+            if CHAT not in rule.channels or not self.usable(rule):
+                continue
+            for customer_id in (None, -1):  # anonymous, and a customer id no row has
+                if customer_id is None and rule.type not in ANONYMOUS_SUBJECTS:
+                    continue
+                try:
+                    with self.factory() as session:  # closed unwritten: nothing is kept
+                        self.may_fire(session, rule, customer_id, WARM_UP_SENDER, now)
+                        self.subject(session, rule, customer_id, WARM_UP_SENDER, now)
+                        session.rollback()
+                except Exception:
+                    log.exception("warming up trigger %s failed", rule.name)
+            checked += 1
+        return checked
+
     def conversation_offer(
         self,
         sender_id: str,

@@ -395,6 +395,14 @@ class Recommender:
             basis=retrieved.basis,
         )
 
+    def warm_up(self) -> int:
+        """Load what the first turns would otherwise load: the query model (one search), the
+        shared price tables, and the catalog's products when they fit in the product cache.
+        Returns how many products were read into it."""
+        self.search.search("warm up", 1, None)
+        _ = self.signals.prices
+        return self.products.fill()
+
     def embed_ahead(self, criteria: Criteria) -> None:
         """Start embedding the text :meth:`recommend` will search for ``criteria``, so that
         work overlaps with loading the shopper's context (see ``ProductSearch.embed_ahead``).

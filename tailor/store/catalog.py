@@ -437,6 +437,31 @@ class ProductCache:
         found.update((p.id, p) for p in fresh)
         return [found[i] for i in wanted if i in found]
 
+    def fill(self) -> int:
+        """Read the whole catalog into memory when it fits (at most ``max_items`` products),
+        so that no turn reads its candidates from the database; returns how many products
+        were read (0 for a catalog too large, which keeps filling turn by turn).
+
+        For start-up: a shopper's first request for something new ranked about fifty
+        products the cache had not seen, and reading them took 1.5 ms of the recommendation
+        against 0.4 ms from memory (the demo catalog, in process). After a
+        catalog change the cache empties and fills again turn by turn, as without this."""
+        with self._factory() as session:
+            version = catalog_version(session)
+            if count_products(session) > self.max_items:
+                return 0
+            fresh = list(session.scalars(select(Product).order_by(Product.id)))
+            for product in fresh:
+                session.expunge(product)
+        with self._lock:
+            if version != self._version:
+                self._items.clear()
+                self._version = version
+            for product in fresh:
+                if product.id not in self._items:
+                    self._items[product.id] = product
+        return len(fresh)
+
     def clear(self) -> None:
         """Forget every product (the next :meth:`get` reads them again)."""
         with self._lock:

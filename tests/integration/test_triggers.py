@@ -363,3 +363,42 @@ def test_an_anonymous_greeting_only_queries_for_rules_it_can_meet(
     assert statements(every, None) == statements(carts, None) > 0
     # a known customer is checked against every rule
     assert statements(every, customer.id) > statements(carts, customer.id)
+
+
+def test_warm_up_checks_every_chat_rule_and_writes_nothing(
+    rec: Recommender, customer: Customer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The action server's warm-up runs a greeting's checks for a shopper who cannot exist:
+    every rule of the committed file is checked, no error, no row written, and a real
+    shopper's offer afterwards is unchanged."""
+    from sqlalchemy import event, func
+
+    from tailor.config import PROJECT_ROOT
+    from tailor.marketing.rules import load_trigger_config
+
+    every = load_trigger_config(PROJECT_ROOT / "triggers.toml")
+    chat = [r for r in every.rules if r.enabled and "chat" in r.channels]
+    bind = rec.session_factory.kw["bind"]
+    writes: list[str] = []
+
+    def count(*args: Any) -> None:
+        if not args[2].lstrip().upper().startswith("SELECT"):
+            writes.append(args[2])
+
+    with rec.session_factory() as s:
+        rows = s.scalar(select(func.count()).select_from(Event))
+    event.listen(bind, "before_cursor_execute", count)
+    try:
+        with caplog.at_level("ERROR"):
+            assert TriggerEngine(every, rec).warm_up(now=NOW) == len(chat) > 0
+    finally:
+        event.remove(bind, "before_cursor_execute", count)
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+    assert not [w for w in writes if "INSERT" in w.upper() or "UPDATE" in w.upper()]
+    with rec.session_factory() as s:
+        assert s.scalar(select(func.count()).select_from(Event)) == rows
+    engine = TriggerEngine(CONFIG, rec)
+    engine.warm_up(now=NOW)
+    cart(rec, customer.id, "web-warm", NOW - timedelta(hours=3))
+    offer = engine.conversation_offer("web-warm-2", customer.id, "rest", {}, now=NOW)
+    assert offer is not None and offer.rule == "abandoned-cart"

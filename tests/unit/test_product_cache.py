@@ -137,3 +137,36 @@ def test_catalog_version_counts_committed_product_writes_only(tmp_path: Path) ->
         s.get(Product, 1)  # read only
     with factory() as s:
         assert catalog_version(s) == first + 1
+
+
+def test_fill_reads_a_catalog_that_fits_and_then_follows_writes(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'catalog.db'}"
+    writer, reader = make_session_factory(url), make_session_factory(url)
+    with session_scope(writer) as s:
+        upsert_products(
+            s,
+            [
+                ProductRecord(sku=f"f-{i}", title=f"Lamp {i}", category="Home > Lamps", price=i)
+                for i in range(1, 31)
+            ],
+        )
+    with reader() as s:
+        ids = list(s.scalars(select(Product.id).order_by(Product.id)))
+    assert ProductCache(reader, max_items=29).fill() == 0  # too large: filled turn by turn
+    cache = ProductCache(reader, max_items=30)
+    assert cache.fill() == 30
+    got = cache.get(ids[::-1])
+    assert cache.misses == 0 and cache.hits == 30  # no turn reads the database
+    with reader() as s:
+        assert _facts(got) == _facts(get_products(s, ids[::-1]))
+    # a write after the fill shows in the next read, as for a cache filled turn by turn
+    with session_scope(writer) as s:
+        upsert_products(
+            s, [ProductRecord(sku="f-3", title="Lamp 3", category="Home > Lamps", price=77)]
+        )
+    got = cache.get(ids)
+    with reader() as s:
+        assert _facts(got) == _facts(get_products(s, ids))
+    assert 77.0 in {float(p.price) for p in got} and cache.misses == 30
+    # filling again reads the new version; what a turn cached meanwhile is kept
+    assert cache.fill() == 30 and len(cache._items) == 30
