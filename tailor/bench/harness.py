@@ -33,10 +33,12 @@ from tailor.bench.turns import (
     conversations,
     drive,
     drive_long,
+    first_sights,
     growth,
     growth_beside,
     level_size,
     merge_runs,
+    percentile,
     rounds,
 )
 from tailor.config import Settings
@@ -132,6 +134,9 @@ class BenchResult:
     seconds: float = 0.0
     #: Where both bots' servers ran ("Rasa servers on CPU 0, action servers on CPU 1").
     placement: str = ""
+    #: By concurrency: the turns that were the first time the bots got their text
+    #: (``first_sights``), as ``(conversation, index)``.
+    first_sight: dict[int, frozenset[tuple[int, int]]] = field(default_factory=dict)
 
     def run(self, bot: str, concurrency: int) -> RunResult:
         """The run of ``bot`` at ``concurrency``."""
@@ -213,10 +218,14 @@ def run_bench(
     with stacks(settings, model, echo) as bots:
         result.placement = placement(bots["full"])
         echo(f"  {result.placement}")
+        warm = conversations(2)
         for stack in bots.values():  # one conversation each before measuring
-            asyncio.run(drive(stack.settings.rasa_url, conversations(2), 2, stack.name))
+            asyncio.run(drive(stack.settings.rasa_url, warm, 2, stack.name))
+        plan = {c: conversations(level_size(c, min_conversations)) for c in levels}
+        seen = (text for messages in warm for text in messages)
+        result.first_sight = dict(zip(levels, first_sights(seen, list(plan.values())), strict=True))
         for c in levels:
-            convs = conversations(level_size(c, min_conversations))
+            convs = plan[c]
             parts = rounds(convs, c)
             echo(
                 f"  floor and full × {c:2d} shoppers: {sum(map(len, convs))} turns each, "
@@ -290,6 +299,36 @@ def measured(stack: Stack, run: Coroutine[Any, Any, RunResult]) -> RunResult:
     for name, key in SERVERS:
         result.cpu_s[name] = tree_cpu_seconds(stack.pid(key)) - before[name]
     return result
+
+
+def _first_sight_table(result: BenchResult) -> list[str]:
+    """By level: the turns that were a text's first sight against the others (levels
+    without any are left out)."""
+    rows = [
+        "| shoppers | turns | first sight: floor p50 | full p50 | full − floor | "
+        "other turns: full / floor p50 | p95 |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for c in result.levels():
+        keys = result.first_sight.get(c, frozenset())
+        if not keys:
+            continue
+        floor, full = result.run("floor", c), result.run("full", c)
+        first = {}
+        rest = {}
+        for name, run in (("floor", floor), ("full", full)):
+            first[name] = [t.latency_ms for t in run.turns if (t.conversation, t.index) in keys]
+            rest[name] = [t.latency_ms for t in run.turns if (t.conversation, t.index) not in keys]
+        if not (first["floor"] and first["full"] and rest["floor"] and rest["full"]):
+            continue
+        f50, u50 = percentile(first["floor"], 50), percentile(first["full"], 50)
+        r50 = percentile(rest["full"], 50) / percentile(rest["floor"], 50)
+        r95 = percentile(rest["full"], 95) / percentile(rest["floor"], 95)
+        rows.append(
+            f"| {c} | {len(first['full'])} of {len(full.turns)} | {f50:.0f} ms | {u50:.0f} ms "
+            f"| {u50 - f50:+.1f} ms | {r50:.2f}× | {r95:.2f}× |"
+        )
+    return rows if len(rows) > 2 else []
 
 
 def _cpu_table(result: BenchResult) -> list[str]:
@@ -411,6 +450,20 @@ def report(result: BenchResult, out_dir: Path, command: str) -> Path:
         *[f"- {line}" for line in result.verdicts()],
         "",
     ]
+    sights = _first_sight_table(result)
+    if sights:
+        lines += [
+            "## First sight of a text",
+            "",
+            "The scripts repeat their texts, and the full bot keeps each text's query vector "
+            "and sentiment, so a text costs it most the first time it comes (a real shopper's "
+            "text nearly always does; `--cold-caches` makes every turn pay). Before measuring, "
+            "each bot had one conversation of each of the first two scripts; the first level "
+            "to run holds the first sight of every other text:",
+            "",
+            *sights,
+            "",
+        ]
     if result.long:
         w = result.long_window
         lines += [

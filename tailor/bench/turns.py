@@ -11,7 +11,7 @@ import dataclasses
 import math
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,6 +88,27 @@ def conversations(count: int, scripts: Sequence[Sequence[str]] = SCRIPTS) -> lis
     if count < 0:
         raise ValueError(f"count must be >= 0, got {count}")
     return [list(scripts[i % len(scripts)]) for i in range(count)]
+
+
+def first_sights(
+    seen: Iterable[str], levels: Sequence[Sequence[Sequence[str]]]
+) -> list[frozenset[tuple[int, int]]]:
+    """Which messages of each level (``(conversation, index)``; levels in the order they
+    run, conversations in their order) are the first time the bots get their text, after
+    the texts ``seen`` before measuring. The bots keep per-text caches, so such a turn pays
+    the text's models where a repeat does not; the scripts repeat, and the first level to
+    run holds all of them."""
+    known = set(seen)
+    out = []
+    for convs in levels:
+        first = set()
+        for number, messages in enumerate(convs):
+            for index, text in enumerate(messages):
+                if text not in known:
+                    known.add(text)
+                    first.add((number, index))
+        out.append(frozenset(first))
+    return out
 
 
 def percentile(values: Sequence[float], p: float) -> float:

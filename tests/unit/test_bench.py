@@ -18,6 +18,7 @@ from tailor.bench.turns import (
     RunResult,
     Turn,
     conversations,
+    first_sights,
     growth,
     growth_beside,
     last_pass_start,
@@ -344,3 +345,41 @@ def test_fallback_answers_count_as_errors() -> None:
     assert answer_error([]) == "empty answer"
     assert answer_error([{"recipient_id": "a", "text": FALLBACK_TEXT}]) == "fallback answer"
     assert answer_error([{"recipient_id": "a", "text": "Here are 4 picks"}]) == ""
+
+
+def test_first_sights_mark_each_text_once_across_levels_after_the_warm_up() -> None:
+    level1 = [["hi", "shoes", "cheaper"], ["hi", "a lamp"], ["shoes", "bye"]]
+    level2 = [["a lamp", "brass"], ["hi", "brass", "bye"]]
+    got = first_sights(["hi"], [level1, level2])
+    assert got[0] == {(0, 1), (0, 2), (1, 1), (2, 1)}  # "hi" was seen before measuring
+    assert got[1] == {(0, 1)}  # only "brass" is new by then
+    # the bench's own scripts: the first level holds every text the warm-up did not send
+    warm = conversations(2)
+    one, eight = first_sights((t for c in warm for t in c), [conversations(24), conversations(64)])
+    novel = {t for script in SCRIPTS[2:] for t in script} - {t for c in warm for t in c}
+    assert len(one) == len(novel) and not eight
+
+
+def test_first_sight_table_splits_each_level() -> None:
+    from tailor.bench.harness import BenchResult, _first_sight_table
+
+    def run(bot: str, first: float, rest: float) -> RunResult:
+        turns = [
+            Turn(c, i, first if (c, i) == (0, 0) else rest + i, True)
+            for c in range(2)
+            for i in range(10)
+        ]
+        return RunResult(bot, 1, turns, 1.0)
+
+    result = BenchResult(
+        runs=[run("floor", 10.0, 10.0), run("full", 16.0, 12.0), run("floor", 8.0, 8.0)]
+    )
+    result.runs[2].concurrency = 8
+    result.runs.append(RunResult("full", 8, result.runs[2].turns, 1.0))
+    result.first_sight = {1: frozenset({(0, 0)}), 8: frozenset()}
+    rows = _first_sight_table(result)
+    assert len(rows) == 3  # the level without a first sight is left out
+    # other turns (19): floor 10+i, full 12+i, without (0, 0): p50 15 / 17 ms, p95 19 / 21 ms
+    assert rows[2] == "| 1 | 1 of 20 | 10 ms | 16 ms | +6.0 ms | 1.13× | 1.11× |"
+    result.first_sight = {}
+    assert _first_sight_table(result) == []
