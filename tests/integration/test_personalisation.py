@@ -541,3 +541,21 @@ def test_more_like_a_product_names_it_in_every_reason_and_never_shows_it(
     # the reason's first letter is capitalised, or lowered after a personal reason
     wanted = f"similar to {product.title}".lower()
     assert all(wanted in s.reason.lower() for s in result.suggestions)
+
+
+def test_warm_up_fills_the_product_cache_so_a_new_search_reads_no_product(
+    rec: Recommender,
+) -> None:
+    """The action server's warm-up reads the catalog into memory when it fits: a shopper's
+    first search for something new then reads no product row, and ranks the same."""
+    query = Criteria(query="a sturdy bamboo cutting board for the kitchen")
+    rec.products.clear()
+    before = rec.products.misses
+    cold = rec.recommend(query)
+    assert rec.products.misses > before  # (the candidates were read from the database)
+    rec.products.clear()
+    assert rec.warm_up() == 1500
+    misses = rec.products.misses
+    warm = rec.recommend(query)
+    assert rec.products.misses == misses
+    assert [s.product_id for s in warm.suggestions] == [s.product_id for s in cold.suggestions]
