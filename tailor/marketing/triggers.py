@@ -14,7 +14,7 @@ import itertools
 import logging
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -400,22 +400,25 @@ class TriggerEngine:
         1.2 ms for the next ones (the statements compile on first use, the predictive scores
         load). A failing rule is logged and skipped, as when a greeting checks it."""
         now = now or datetime.now(UTC)
-        checked = 0
-        for rule in self.config.rules:
-            if CHAT not in rule.channels or not self.usable(rule):
-                continue
-            for customer_id in (None, -1):  # anonymous, and a customer id no row has
-                if customer_id is None and rule.type not in ANONYMOUS_SUBJECTS:
-                    continue
+        checked: set[str] = set()
+        for customer_id in (None, -1):  # anonymous, and a customer id no row has
+            for rule in self._chat_rules(customer_id):
+                checked.add(rule.name)
                 try:
                     with self.factory() as session:  # closed unwritten: nothing is kept
                         self.may_fire(session, rule, customer_id, WARM_UP_SENDER, now)
                         self.subject(session, rule, customer_id, WARM_UP_SENDER, now)
-                        session.rollback()
                 except Exception:
                     log.exception("warming up trigger %s failed", rule.name)
-            checked += 1
-        return checked
+        return len(checked)
+
+    def _chat_rules(self, customer_id: int | None) -> Iterator[TriggerRule]:
+        """The rules, in file order, a conversation's opening checks for this shopper."""
+        for rule in self.config.rules:
+            if customer_id is None and rule.type not in ANONYMOUS_SUBJECTS:
+                continue  # (its subject needs a customer's history: no queries to know that)
+            if CHAT in rule.channels and self.usable(rule):
+                yield rule
 
     def conversation_offer(
         self,
@@ -429,11 +432,7 @@ class TriggerEngine:
         conversation, fired and logged; None if none applies. ``customer_id`` only from a
         verified identity."""
         now = now or datetime.now(UTC)
-        for rule in self.config.rules:
-            if customer_id is None and rule.type not in ANONYMOUS_SUBJECTS:
-                continue  # (its subject needs a customer's history: no queries to know that)
-            if CHAT not in rule.channels or not self.usable(rule):
-                continue
+        for rule in self._chat_rules(customer_id):
             with self._lock, self.factory() as session:
                 if self.may_fire(session, rule, customer_id, sender_id, now):
                     continue

@@ -415,25 +415,16 @@ class ProductCache:
         with self._factory() as session:
             version = catalog_version(session)
             with self._lock:
-                if version != self._version:
-                    self._items.clear()
-                    self._version = version
+                self._follow(version)
                 found = {i: self._items[i] for i in dict.fromkeys(wanted) if i in self._items}
                 for i in found:
                     self._items.move_to_end(i)
             todo = [i for i in dict.fromkeys(wanted) if i not in found]
-            fresh = get_products(session, todo) if todo else []
-            # detached with every column loaded: nothing is read from them after the session
-            for product in fresh:
-                session.expunge(product)
+            fresh = self._detached(session, get_products(session, todo) if todo else [])
         with self._lock:
             self.hits += len(found)
             self.misses += len(todo)
-            if self._version == version:
-                for product in fresh:
-                    self._items[product.id] = product
-                while len(self._items) > self.max_items:
-                    self._items.popitem(last=False)
+            self._keep(version, fresh)
         found.update((p.id, p) for p in fresh)
         return [found[i] for i in wanted if i in found]
 
@@ -450,17 +441,36 @@ class ProductCache:
             version = catalog_version(session)
             if count_products(session) > self.max_items:
                 return 0
-            fresh = list(session.scalars(select(Product).order_by(Product.id)))
-            for product in fresh:
-                session.expunge(product)
+            with self._lock:
+                self._follow(version)
+            fresh = self._detached(
+                session, list(session.scalars(select(Product).order_by(Product.id)))
+            )
         with self._lock:
-            if version != self._version:
-                self._items.clear()
-                self._version = version
-            for product in fresh:
-                if product.id not in self._items:
-                    self._items[product.id] = product
+            self._keep(version, fresh)
         return len(fresh)
+
+    @staticmethod
+    def _detached(session: Session, products: list[Product]) -> list[Product]:
+        # detached with every column loaded: nothing is read from them after the session
+        for product in products:
+            session.expunge(product)
+        return products
+
+    def _follow(self, version: int) -> None:
+        """Drop everything when the catalog's version moved (call with the lock held)."""
+        if version != self._version:
+            self._items.clear()
+            self._version = version
+
+    def _keep(self, version: int, fresh: list[Product]) -> None:
+        """Keep products read at ``version`` unless it moved meanwhile, within the bound
+        (call with the lock held)."""
+        if self._version == version:
+            for product in fresh:
+                self._items[product.id] = product
+            while len(self._items) > self.max_items:
+                self._items.popitem(last=False)
 
     def clear(self) -> None:
         """Forget every product (the next :meth:`get` reads them again)."""
